@@ -1,0 +1,66 @@
+"""The application factory: configuration, then one ``init_app`` per feature, in order."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from authserver.config import load_config
+from authserver.paths import data_dir
+
+__all__ = ["create_app"]
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app. Raises :class:`authserver.config.ConfigError` on bad configuration."""
+    conf = load_config(test_config=test_config)
+    app = Flask(
+        "authserver",
+        instance_path=conf["INSTANCE_PATH"],
+        template_folder=str(data_dir("templates")),
+        static_folder=str(data_dir("static")),
+    )
+    app.config.update(conf)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=conf["DATABASE_URL"],
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(conf["DATABASE_URL"]),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=conf["ISSUER"].startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=conf["SESSION_LIFETIME"],
+        WTF_CSRF_TIME_LIMIT=None,  # the token is bound to the session, which expires itself
+        MAX_CONTENT_LENGTH=256 * 1024,
+        JSON_SORT_KEYS=False,
+        RATELIMIT_STORAGE_URI=conf["RATELIMIT_STORAGE_URI"],
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    # Authlib's grants log whole token dicts at DEBUG: keep them above it (DESIGN.md, style 7).
+    logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
+
+    from authserver.extensions import csrf, db, limiter, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(data_dir("migrations")))
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from authserver import audit, web
+    from authserver.oauth import keystore, server
+    from authserver.views import init_app as init_views
+
+    web.init_app(app)  # security headers, error pages, template helpers
+    keystore.init_app(app)
+    server.init_app(app)
+    audit.init_app(app)
+    init_views(app)
+    return app
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Several gunicorn workers share one file: wait for the write lock instead of
+        # failing with "database is locked".
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}

@@ -1,0 +1,160 @@
+"""Sign-in state in the Flask session, backed by a server-side :class:`UserSession` row.
+
+The cookie holds only the session id (signed); signing out ends the row, which ends every
+``online_access`` grant made under it. The session is renewed at each sign-in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from flask import current_app, g, session
+
+from authserver import audit
+from authserver.auth import passwords, totp
+from authserver.auth.secrets_box import unseal
+from authserver.extensions import db
+from authserver.models import User, UserSession
+from authserver.oauth import storage
+
+__all__ = [
+    "current_user", "current_session", "check_password", "begin_second_factor",
+    "pending_user", "verify_totp", "sign_in", "sign_out", "safe_next", "MAX_TOTP_FAILURES",
+]
+
+#: Wrong TOTP codes allowed per sign-in before it starts over.
+MAX_TOTP_FAILURES = 5
+
+
+def current_session() -> UserSession | None:
+    if "auth_session" not in g:
+        g.auth_session = storage.get_session(session.get("sid"))
+    return g.auth_session
+
+
+def current_user() -> User | None:
+    row = current_session()
+    return storage.get_user(row.user_id) if row is not None else None
+
+
+def check_password(username: str, password: str) -> User | None:
+    """The user if the password is right; None otherwise, in about the same time whether
+    or not the username exists. Rehashes when the hashing parameters changed."""
+    user = storage.get_user_by_username(username) if isinstance(username, str) else None
+    ok, rehash = passwords.verify_password(user.password_hash if user else None, password)
+    if not ok or user is None:
+        audit.record("login.failed", user_id=user.id if user else None)
+        db.session.commit()
+        return None
+    if rehash:
+        user.password_hash = passwords.hash_password(password)
+        db.session.commit()
+    return user
+
+
+def begin_second_factor(user: User) -> None:
+    """Password accepted; the TOTP step (or enrolment) comes next."""
+    session.clear()
+    session["pending_uid"] = user.id
+    session["totp_failures"] = 0
+
+
+def pending_user() -> User | None:
+    return storage.get_user(session.get("pending_uid"))
+
+
+def totp_secret(user: User) -> str | None:
+    if user.totp_secret_enc is None:
+        return None
+    return unseal(user.totp_secret_enc, purpose=f"totp:{user.id}")
+
+
+def verify_totp(user: User, code: str, now: datetime | None = None) -> bool:
+    """Check a TOTP code once: the accepted time-step is remembered, replays refused.
+    After :data:`MAX_TOTP_FAILURES` wrong codes the sign-in starts over."""
+    secret = totp_secret(user)
+    step = None
+    if secret:
+        step = totp.verify(secret, code or "", now or datetime.now(UTC), user.totp_last_step)
+    if step is None:
+        session["totp_failures"] = session.get("totp_failures", 0) + 1
+        audit.record("login.totp_failed", user_id=user.id)
+        db.session.commit()
+        if session["totp_failures"] >= MAX_TOTP_FAILURES:
+            session.clear()
+        return False
+    # Conditional update: two racing submissions of the same code cannot both pass.
+    res = db.session.execute(
+        User.__table__.update()
+        .where(User.id == user.id,
+               (User.totp_last_step.is_(None)) | (User.totp_last_step < step))
+        .values(totp_last_step=step))
+    db.session.commit()
+    return res.rowcount == 1
+
+
+def sign_in(user: User) -> UserSession:
+    """Start a fresh session (a new id and cookie: no fixation)."""
+    session.clear()
+    row = storage.start_session(user, current_app.config["SESSION_LIFETIME"])
+    session["sid"] = row.id
+    session.permanent = True
+    g.auth_session = row
+    audit.record("login.succeeded", user_id=user.id)
+    db.session.commit()
+    return row
+
+
+def sign_out() -> None:
+    row = current_session()
+    if row is not None:
+        storage.end_session(row.id)
+        audit.record("logout", user_id=row.user_id)
+        db.session.commit()
+    session.clear()
+    g.pop("auth_session", None)
+
+
+def safe_next(target: str | None, default: str = "/account") -> str:
+    """Only same-site relative paths: never an open redirect."""
+    if not target or not isinstance(target, str) or len(target) > 2048:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
+            or "\\" in target:
+        return default
+    return target
+
+
+def enrolment_secret(user: User) -> str:
+    """The secret being enrolled in this sign-in (made once, kept sealed in the cookie)."""
+    import base64
+
+    blob = session.get("enrol_secret")
+    purpose = f"enrol:{user.id}"
+    if blob:
+        secret = unseal(base64.b64decode(blob), purpose=purpose)
+        if secret:
+            return secret
+    from authserver.auth.secrets_box import seal
+
+    secret = totp.new_secret()
+    session["enrol_secret"] = base64.b64encode(seal(secret, purpose=purpose)).decode()
+    return secret
+
+
+def confirm_enrolment(user: User, code: str, now: datetime | None = None) -> bool:
+    """Save the enrolled secret once a code from it is right."""
+    from authserver.auth.secrets_box import seal
+
+    secret = enrolment_secret(user)
+    step = totp.verify(secret, code or "", now or datetime.now(UTC), None)
+    if step is None:
+        return False
+    user.totp_secret_enc = seal(secret, purpose=f"totp:{user.id}")
+    user.totp_last_step = step
+    audit.record("user.totp_enrolled", user_id=user.id)
+    db.session.commit()
+    session.pop("enrol_secret", None)
+    return True

@@ -1,0 +1,201 @@
+"""Configuration: defaults -> instance ``authserver.toml`` -> ``AUTHSERVER_*`` env -> test config.
+
+Every key below is documented where it is defined. :func:`validate` fails fast with a
+:class:`ConfigError` whose one-line message names the environment variable at fault.
+Secrets that are absent (session secret, key-encryption key) are generated once into the
+instance folder with mode 0600 and reused on every later start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["ConfigError", "DEFAULTS", "load_config", "validate", "env_name"]
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong; ``str(err)`` is one line naming the variable."""
+
+
+#: key -> default. Every key may be set as ``AUTHSERVER_<KEY>`` or in authserver.toml.
+DEFAULTS: dict[str, Any] = {
+    # Public base URL; every endpoint URL and the `iss` claim derive from it.
+    "ISSUER": "http://127.0.0.1:8000",
+    # FHIR base URL(s) accepted as `aud`, comma separated; the first is the default.
+    "FHIR_BASE_URL": "http://127.0.0.1:8001/fhir",
+    # SQLAlchemy URL; empty means SQLite in the instance folder.
+    "DATABASE_URL": "",
+    # Where the SQLite file, generated secrets and authserver.toml live.
+    "INSTANCE_PATH": "./instance",
+    # Session/CSRF secret; generated into the instance folder when absent.
+    "SECRET_KEY": "",
+    # Wraps private signing keys at rest (32 bytes, base64url); generated when absent.
+    "KEY_ENCRYPTION_KEY": "",
+    # Algorithm of access tokens (RS256, RS384, ES256, ES384). id_tokens are always RS256.
+    "SIGNING_ALG": "RS256",
+    # Lifetimes in seconds.
+    "ACCESS_TOKEN_LIFETIME": 3600,  # SMART: access tokens *should* live <= 1 h
+    "CLIENT_CREDENTIALS_TOKEN_LIFETIME": 300,  # Backend Services: *should* be <= 5 min
+    "ID_TOKEN_LIFETIME": 3600,
+    "AUTHORIZATION_CODE_LIFETIME": 60,
+    "OFFLINE_REFRESH_LIFETIME": 90 * 24 * 3600,  # ONC (g)(10): at least 3 months, sliding
+    "LAUNCH_LIFETIME": 300,  # EHR launch contexts
+    "PENDING_AUTHORIZATION_LIFETIME": 1800,  # a request parked while the user signs in
+    "SESSION_LIFETIME": 12 * 3600,
+    # Rate limits (Flask-Limiter syntax) and its storage (memory:// or redis://...).
+    "LOGIN_RATE_LIMIT": "20 per minute",
+    "RATELIMIT_STORAGE_URI": "memory://",
+    # Cookies are Secure when the issuer is https.
+    "SESSION_COOKIE_NAME": "authserver_session",
+    # Port of the demo FHIR server `authserver demo` starts.
+    "DEMO_FHIR_PORT": 8001,
+    # SMART style document served at /smart-style.json.
+    "STYLE_COLOR_BACKGROUND": "#f6f7f9",
+    "STYLE_COLOR_HIGHLIGHT": "#0b5fff",
+    "STYLE_COLOR_TEXT": "#1c1e21",
+    "STYLE_FONT_FAMILY": "system-ui, sans-serif",
+}
+
+_INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
+_SIGNING_ALGS = ("RS256", "RS384", "ES256", "ES384")
+
+
+def env_name(key: str) -> str:
+    return f"AUTHSERVER_{key}"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc.__class__.__name__})") from None
+    out = {}
+    for key, value in raw.items():
+        upper = key.upper()
+        if upper not in DEFAULTS:
+            raise ConfigError(f"{path}: unknown key {key!r}")
+        out[upper] = value
+    return out
+
+
+def _secret_file(instance: Path, name: str, make: Any) -> str:
+    """Return the secret stored in ``instance/name``, creating it (0600) when absent."""
+    path = instance / name
+    if path.is_file():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def load_config(
+    environ: dict[str, str] | None = None, test_config: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Merge the configuration sources and validate; raises :class:`ConfigError`."""
+    environ = dict(os.environ if environ is None else environ)
+    test_config = dict(test_config or {})
+    instance_raw = (
+        test_config.get("INSTANCE_PATH")
+        or environ.get(env_name("INSTANCE_PATH"))
+        or DEFAULTS["INSTANCE_PATH"]
+    )
+    instance = Path(instance_raw).expanduser().resolve()
+    conf = dict(DEFAULTS)
+    conf.update(_read_toml(instance / "authserver.toml"))
+    for key in DEFAULTS:
+        if env_name(key) in environ:
+            conf[key] = environ[env_name(key)]
+    conf.update({k: v for k, v in test_config.items() if k in DEFAULTS})
+    conf["INSTANCE_PATH"] = str(instance)
+    extra = {k: v for k, v in test_config.items() if k not in DEFAULTS}
+    validate(conf)
+    if not conf["SECRET_KEY"]:
+        conf["SECRET_KEY"] = _secret_file(instance, "secret_key", lambda: secrets.token_urlsafe(48))
+    if not conf["KEY_ENCRYPTION_KEY"]:
+        from authserver.keys import new_kek
+
+        conf["KEY_ENCRYPTION_KEY"] = _secret_file(instance, "key_encryption_key", new_kek)
+    _validate_kek(conf["KEY_ENCRYPTION_KEY"])
+    if not conf["DATABASE_URL"]:
+        conf["DATABASE_URL"] = f"sqlite:///{instance / 'authserver.sqlite3'}"
+    conf.update(extra)
+    return conf
+
+
+def _validate_kek(value: str) -> None:
+    from authserver.keys import KeyConfigError, load_kek
+
+    try:
+        load_kek(value)
+    except KeyConfigError:
+        raise ConfigError(
+            f"{env_name('KEY_ENCRYPTION_KEY')}: must be 32 bytes, base64url encoded"
+        ) from None
+
+
+def _check_url(key: str, value: str, *, allow_path: bool = True) -> str:
+    value = str(value).strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{env_name(key)}: {value!r} is not an absolute http(s) URL")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{env_name(key)}: must not have a query or fragment")
+    if not allow_path and parts.path not in ("", "/"):
+        raise ConfigError(f"{env_name(key)}: must not have a path")
+    return value
+
+
+def validate(conf: dict[str, Any]) -> None:
+    """Normalize ``conf`` in place; raise :class:`ConfigError` naming the first bad variable."""
+    issuer = _check_url("ISSUER", conf["ISSUER"])
+    if issuer.endswith("/"):
+        # The `iss` claim must be byte-identical to the discovery `issuer`; a trailing slash
+        # makes "{issuer}/.well-known/..." ambiguous, so we refuse it instead of guessing.
+        raise ConfigError(f"{env_name('ISSUER')}: must not end with '/'")
+    conf["ISSUER"] = issuer
+    bases = conf["FHIR_BASE_URL"]
+    if isinstance(bases, str):
+        bases = [b for b in (p.strip() for p in bases.split(",")) if b]
+    if not bases:
+        raise ConfigError(f"{env_name('FHIR_BASE_URL')}: at least one FHIR base URL is required")
+    conf["FHIR_BASE_URLS"] = [_check_url("FHIR_BASE_URL", b).rstrip("/") for b in bases]
+    conf["FHIR_BASE_URL"] = conf["FHIR_BASE_URLS"][0]
+    for key in _INT_KEYS:
+        try:
+            value = int(conf[key])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{env_name(key)}: must be a whole number") from None
+        if value <= 0:
+            raise ConfigError(f"{env_name(key)}: must be positive")
+        conf[key] = value
+    alg = str(conf["SIGNING_ALG"]).upper()
+    if alg not in _SIGNING_ALGS:
+        raise ConfigError(f"{env_name('SIGNING_ALG')}: must be one of {', '.join(_SIGNING_ALGS)}")
+    conf["SIGNING_ALG"] = alg
+    url = str(conf["DATABASE_URL"] or "")
+    if url:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ConfigError(f"{env_name('DATABASE_URL')}: not a SQLAlchemy database URL") from None
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ConfigError(f"{env_name('DATABASE_URL')}: only sqlite and postgresql are supported")
+        if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+            # psycopg 3 is the driver we ship in the `postgres` extra.
+            conf["DATABASE_URL"] = parsed.set(drivername="postgresql+psycopg").render_as_string(
+                hide_password=False
+            )

@@ -1,0 +1,33 @@
+"""Database tables, one module per family. No OAuth or SMART logic lives here."""
+
+from authserver.models.audit import AuditEvent
+from authserver.models.clients import Client
+from authserver.models.keys import SigningKey
+from authserver.models.launch import LaunchContext, PendingAuthorization
+from authserver.models.patients import Patient
+from authserver.models.tokens import (
+    AuthorizationCode,
+    ClientAssertionJti,
+    Consent,
+    Grant,
+    RefreshToken,
+    RevokedToken,
+)
+from authserver.models.users import User, UserSession
+
+__all__ = [
+    "AuditEvent",
+    "AuthorizationCode",
+    "Client",
+    "ClientAssertionJti",
+    "Consent",
+    "Grant",
+    "LaunchContext",
+    "Patient",
+    "PendingAuthorization",
+    "RefreshToken",
+    "RevokedToken",
+    "SigningKey",
+    "User",
+    "UserSession",
+]

@@ -1,0 +1,49 @@
+"""End users and their sign-in sessions. Times are integer Unix seconds (UTC)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from authserver.extensions import db
+
+ROLES = ("patient", "clinician", "admin", "developer")
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    #: argon2id PHC string; never the password.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    #: e.g. "Patient/123" or "Practitioner/9"
+    fhir_user: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(255))
+    #: TOTP secret, AES-GCM encrypted under the key-encryption key.
+    totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: The last accepted TOTP time-step: a code is accepted once only.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+    @property
+    def has_totp(self) -> bool:
+        return self.totp_secret_enc is not None
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.username!r} {self.role}>"
+
+
+class UserSession(db.Model):
+    """A sign-in. ``online_access`` grants live only while their session lives."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)

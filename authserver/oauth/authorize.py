@@ -1,0 +1,217 @@
+"""The authorization endpoint's flow: validate, park, sign in, establish context, consent.
+
+RFC 6749 §4.1.2.1: an unknown ``client_id`` or unregistered ``redirect_uri`` is shown as an
+error page and never redirected; every other error is redirected with ``error``,
+``error_description``, ``state`` and ``iss`` (RFC 9207). A request that arrives by a
+cross-site POST needs no cookie: it is kept server side and continued by its handle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from flask import current_app
+
+from authserver import audit
+from authserver.extensions import db
+from authserver.models import PendingAuthorization, User, UserSession
+from authserver.oauth import storage
+from authserver.oauth.grants import Authorization
+from authserver.oauth.server import authorization
+from authserver.smart.scopes import (
+    ConsentItem,
+    Scope,
+    consent_items,
+    format_scopes,
+    granted_from_choice,
+)
+
+__all__ = ["Step", "begin", "resume", "decide", "choose_patient", "KNOWN_PARAMS"]
+
+#: Parameters kept with a parked request; anything else is ignored (RFC 6749 §3.1).
+KNOWN_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state", "aud",
+                "resource", "launch", "code_challenge", "code_challenge_method", "nonce",
+                "prompt", "max_age")
+
+
+@dataclass
+class Step:
+    """What the view should do next."""
+
+    kind: str  # 'redirect' | 'error_page' | 'login' | 'pick_patient' | 'consent'
+    location: str | None = None
+    title: str = ""
+    message: str = ""
+    items: list[ConsentItem] = field(default_factory=list)
+    client: Any = None
+    pending: PendingAuthorization | None = None
+    status: int = 400
+
+
+def _parked_request(params: dict[str, str]) -> OAuth2Request:
+    req = OAuth2Request("GET", current_app.config["ISSUER"] + "/authorize", headers={})
+    req.payload = BasicOAuth2Payload(dict(params))
+    return req
+
+
+def _error_step(request: OAuth2Request, error: OAuth2Error) -> Step:
+    if error.redirect_uri:
+        resp = authorization.handle_error_response(request, error)
+        return Step("redirect", location=resp.headers["Location"])
+    return Step("error_page", title="This app's sign-in request is not valid",
+                message=error.description or error.error)
+
+
+def begin(values: Any) -> Step:
+    """A new /authorize request (GET query or POST form): validate and park it."""
+    req = _parked_request({k: v for k, v in values.items(multi=False)})
+    req.payload = _MultiPayload(values)
+    try:
+        grant = authorization.get_consent_grant(request=req, end_user=None)
+    except OAuth2Error as error:
+        return _error_step(req, error)
+    params = {k: values.get(k) for k in KNOWN_PARAMS if values.get(k) is not None}
+    rid = storage.park_request(grant.client.client_id, params,
+                               current_app.config["PENDING_AUTHORIZATION_LIFETIME"])
+    return Step("login", location=f"/authorize/continue?req={rid}")
+
+
+class _MultiPayload(BasicOAuth2Payload):
+    """A payload over a werkzeug MultiDict that keeps repeated values visible."""
+
+    def __init__(self, values: Any) -> None:
+        super().__init__({k: values.get(k) for k in values})
+        self._datalist = {k: values.getlist(k) for k in values}
+
+
+def _revalidate(pending: PendingAuthorization) -> tuple[Any, OAuth2Request]:
+    req = _parked_request(pending.params)
+    return authorization.get_consent_grant(request=req, end_user=None), req
+
+
+def _needs_patient(scopes: list[Scope]) -> bool:
+    return any(s.raw.startswith("launch/patient") or
+               (s.resource is not None and s.resource.context == "patient") for s in scopes)
+
+
+def _context(grant: Any, user: User, pending: PendingAuthorization) -> dict[str, Any] | Step:
+    """The launch context, or a Step (patient picker, or an error)."""
+    smart = grant.request.smart
+    launch = smart.launch
+    if launch is not None:
+        if launch.user_id is not None and launch.user_id != user.id:
+            raise InvalidRequestError("'launch' was made for another user")
+        ctx = {"patient": launch.patient, "encounter": launch.encounter,
+               "fhirContext": launch.fhir_context, "intent": launch.intent,
+               "need_patient_banner": bool(launch.need_patient_banner),
+               "smart_style_url": launch.smart_style_url, "tenant": launch.tenant}
+        return {k: v for k, v in ctx.items() if v is not None}
+    if not _needs_patient(smart.scopes):
+        return {}
+    if user.role == "patient":
+        if not user.fhir_user or not user.fhir_user.startswith("Patient/"):
+            raise AccessDeniedError("There is no patient record for this account")
+        return {"patient": user.fhir_user.split("/", 1)[1]}
+    if pending.patient:
+        return {"patient": pending.patient}
+    return Step("pick_patient", pending=pending, client=grant.client.row)
+
+
+def _offered(grant: Any) -> list[ConsentItem]:
+    scopes = grant.request.smart.scopes
+    if grant.request.smart.launch is None:
+        # A standalone launch has no encounter to give (we do not advertise
+        # context-standalone-encounter): the hint is dropped, as SMART allows.
+        scopes = [s for s in scopes if s.raw != "launch/encounter"]
+    return consent_items(scopes)
+
+
+def resume(rid: str, user: User, sess: UserSession) -> Step:
+    """Continue a parked request for the signed-in user."""
+    pending = storage.get_pending(rid)
+    if pending is None:
+        return Step("error_page", title="This sign-in request has expired",
+                    message="Go back to the app and start again.")
+    if not storage.bind_pending(pending, user.id):
+        return Step("error_page", title="This request belongs to another sign-in",
+                    message="Go back to the app and start again.", status=403)
+    try:
+        grant, req = _revalidate(pending)
+    except OAuth2Error as error:
+        storage.drop_pending(pending)
+        return _error_step(_parked_request(pending.params), error)
+    try:
+        ctx = _context(grant, user, pending)
+    except OAuth2Error as error:
+        error.redirect_uri, error.state = grant.redirect_uri, pending.params.get("state")
+        storage.drop_pending(pending)
+        return _error_step(req, error)
+    if isinstance(ctx, Step):
+        return ctx
+    items = _offered(grant)
+    consent = storage.get_consent(user.id, pending.client_id)
+    if consent is not None and {i.value for i in items} <= set(consent.requested.split()):
+        granted = [i.scope for i in items if i.value in set(consent.scope.split())]
+        if granted:
+            return _issue(grant, req, pending, user, sess, granted, ctx)
+    return Step("consent", items=items, client=grant.client.row, pending=pending)
+
+
+def choose_patient(rid: str, user: User, patient_id: str) -> Step | None:
+    """Record the picker's choice; an error Step when it is not a known patient."""
+    pending = storage.get_pending(rid)
+    if pending is None or pending.user_id != user.id:
+        return Step("error_page", title="This sign-in request has expired",
+                    message="Go back to the app and start again.")
+    if storage.get_patient(patient_id or "") is None:
+        return Step("error_page", title="Unknown patient", message="Choose a patient from the list.")
+    pending.patient = patient_id
+    db.session.commit()
+    return None
+
+
+def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[str]) -> Step:
+    """The consent form was submitted: allow (with the ticked scopes) or deny."""
+    pending = storage.get_pending(rid)
+    if pending is None or pending.user_id != user.id:
+        return Step("error_page", title="This sign-in request has expired",
+                    message="Go back to the app and start again.")
+    try:
+        grant, req = _revalidate(pending)
+        ctx = _context(grant, user, pending)
+    except OAuth2Error as error:
+        storage.drop_pending(pending)
+        return _error_step(_parked_request(pending.params), error)
+    if isinstance(ctx, Step):
+        return ctx
+    items = _offered(grant)
+    granted = granted_from_choice(items, chosen) if decision == "allow" else []
+    if not granted:
+        audit.record("consent.denied", user_id=user.id, client_id=pending.client_id)
+        storage.drop_pending(pending)
+        resp = authorization.create_authorization_response(request=req, grant_user=None,
+                                                           grant=grant)
+        return Step("redirect", location=resp.headers["Location"])
+    storage.save_consent(user.id, pending.client_id, format_scopes(granted),
+                         " ".join(i.value for i in items))
+    audit.record("consent.granted", user_id=user.id, client_id=pending.client_id,
+                 scope=format_scopes(granted))
+    return _issue(grant, req, pending, user, sess, granted, ctx)
+
+
+def _issue(grant: Any, req: OAuth2Request, pending: PendingAuthorization, user: User,
+           sess: UserSession, granted: list[Scope], ctx: dict[str, Any]) -> Step:
+    if "patient" in ctx and not _needs_patient(granted) and grant.request.smart.launch is None:
+        ctx = {k: v for k, v in ctx.items() if k != "patient"}
+    who = Authorization(user=user, session_id=sess.id, auth_time=sess.auth_time,
+                        scope=format_scopes(granted), context=ctx,
+                        launch_row=grant.request.smart.launch)
+    resp = authorization.create_authorization_response(request=req, grant_user=who, grant=grant)
+    storage.drop_pending(pending)
+    db.session.commit()
+    return Step("redirect", location=resp.headers["Location"])

@@ -1,0 +1,90 @@
+"""The client as Authlib sees it (``ClientMixin``), over a :class:`Client` row."""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749 import ClientMixin
+
+from authserver.models import Client
+from authserver.oauth import storage
+from authserver.oauth.registration import is_loopback_host
+from authserver.smart.scopes import ScopeError, format_scopes, narrow, parse_scopes
+
+__all__ = ["OAuthClient", "origin_of"]
+
+
+def origin_of(uri: str) -> str | None:
+    try:
+        p = urlsplit(uri)
+    except ValueError:
+        return None
+    if p.scheme not in ("http", "https") or not p.netloc:
+        return None
+    return f"{p.scheme}://{p.netloc}"
+
+
+class OAuthClient(ClientMixin):
+    def __init__(self, row: Client) -> None:
+        self.row = row
+        self.client_id = row.client_id
+
+    def get_client_id(self) -> str:
+        return self.row.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        # SMART: redirect_uri is REQUIRED on every authorization request; no default.
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """The requested scopes narrowed to the registration; None when malformed or empty
+        (Authlib then answers ``invalid_scope``)."""
+        if not scope:
+            return None
+        try:
+            kept = narrow(parse_scopes(scope), parse_scopes(self.row.scope))
+        except ScopeError:
+            return None
+        return format_scopes(kept) or None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # RFC 9700 §2.1: exact string matching, except the port of a loopback redirect
+        # (RFC 8252 §7.3), which native apps pick at run time.
+        if not isinstance(redirect_uri, str):
+            return False
+        registered = self.row.redirect_uris
+        if any(hmac.compare_digest(redirect_uri, r) for r in registered):
+            return True
+        try:
+            asked = urlsplit(redirect_uri)
+        except ValueError:
+            return False
+        if asked.scheme != "http" or not is_loopback_host(asked.hostname):
+            return False
+        for r in registered:
+            reg = urlsplit(r)
+            if (reg.scheme, reg.hostname, reg.path, reg.query) == (
+                    asked.scheme, asked.hostname, asked.path, asked.query) and reg.port is None:
+                return True
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        stored = self.row.client_secret_hash
+        if not stored or not isinstance(client_secret, str) or len(client_secret) > 512:
+            return False
+        return hmac.compare_digest(storage.sha256_hex(client_secret), stored)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        # One registered method for every endpoint (token, introspection, revocation).
+        return method == self.row.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.row.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.row.grant_types
+
+    @property
+    def origins(self) -> set[str]:
+        return {o for o in (origin_of(u) for u in self.row.redirect_uris) if o}

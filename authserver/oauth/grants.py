@@ -1,0 +1,180 @@
+"""Authlib grants, tuned for SMART: authorization_code and refresh_token.
+
+- Codes are consumed atomically before anything is issued; a replayed code revokes every
+  token issued from it (RFC 6749 §4.1.2, RFC 9700 §4.5).
+- Refresh tokens rotate on every use; presenting a rotated one revokes the whole grant
+  (RFC 9700 §4.14, SMART best practices); ``offline_access`` ones slide 90 days (ONC
+  (g)(10)); ``online_access`` ones die with the user's sign-in session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
+from flask import current_app
+
+from authserver.extensions import db
+from authserver.models import AuthorizationCode, User
+from authserver.oauth import storage
+from authserver.oauth.tokens import issue_tokens
+from authserver.smart.scopes import ScopeError, is_subset, parse_scopes
+
+__all__ = ["Authorization", "AuthorizationCodeGrant", "RefreshTokenGrant"]
+
+CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+@dataclass
+class Authorization:
+    """What the signed-in user decided, handed to Authlib as ``grant_user``."""
+
+    user: User
+    session_id: str | None
+    auth_time: int
+    scope: str
+    context: dict[str, Any] = field(default_factory=dict)
+    launch_row: Any = None
+
+
+def _refresh_policy(client: Any, scope: str, session_id: str | None) -> tuple[bool, int | None,
+                                                                           str | None]:
+    """(include a refresh token, its expiry, the session it is bound to)."""
+    if not client.check_grant_type("refresh_token"):
+        return False, None, None
+    kinds = {s.kind for s in parse_scopes(scope)}
+    if "offline_access" in kinds:
+        return True, storage.now() + current_app.config["OFFLINE_REFRESH_LIFETIME"], None
+    if "online_access" in kinds and session_id:
+        sess = storage.get_session(session_id)
+        if sess is not None:
+            return True, sess.expires_at, session_id
+    return False, None, None
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    AUTHORIZATION_CODE_LENGTH = 43  # ~256 bits of the URL-safe alphabet
+
+    def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
+        auth: Authorization = request.user
+        data = request.payload.data
+        if auth.launch_row is not None and not storage.consume_launch(auth.launch_row):
+            raise InvalidRequestError("'launch' was already used or has expired")
+        return storage.save_code(
+            code,
+            client_id=request.client.client_id,
+            user_id=auth.user.id,
+            session_id=auth.session_id,
+            redirect_uri=request.payload.redirect_uri,
+            scope=auth.scope,
+            aud=request.smart.aud,
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            context=auth.context,
+            auth_time=auth.auth_time,
+            expires_at=storage.now() + current_app.config["AUTHORIZATION_CODE_LIFETIME"],
+        )
+
+    def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
+        if not isinstance(code, str) or len(code) > 256:
+            return None
+        row, replayed = storage.consume_code(code, client.client_id)
+        if replayed:
+            # RFC 6749 §4.1.2: "If an authorization code is used more than once, the
+            # authorization server MUST deny the request and SHOULD revoke (when possible)
+            # all tokens previously issued based on that authorization code."
+            storage.revoke_grant_of_code(code)
+            current_app.logger.warning("authorization code replayed by client %s",
+                                       client.client_id)
+        return row
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        return None  # consumed atomically in query_authorization_code
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        return storage.get_user(authorization_code.user_id)
+
+    def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None,  # noqa: ANN001, ANN201
+                       include_refresh_token=True):
+        code: AuthorizationCode = self.request.authorization_code
+        client = self.request.client
+        refresh, refresh_exp, session_id = _refresh_policy(client, code.scope, code.session_id)
+        grant = storage.create_grant(
+            client_id=client.client_id, user_id=user.id, session_id=session_id,
+            scope=code.scope, aud=code.aud, context=dict(code.context or {}),
+            expires_at=storage.now())
+        token = issue_tokens(client=client.row, grant=grant, scope=code.scope, user=user,
+                             include_refresh=refresh, refresh_expires_at=refresh_exp,
+                             nonce=code.nonce, auth_time=code.auth_time)
+        db.session.execute(
+            AuthorizationCode.__table__.update()
+            .where(AuthorizationCode.id == code.id).values(grant_id=grant.id))
+        db.session.commit()
+        return token
+
+    def save_token(self, token: dict) -> None:
+        return None  # persisted by issue_tokens
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def validate_token_request(self) -> None:
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError(
+                f"The client is not authorized to use 'grant_type={self.GRANT_TYPE}'")
+        self.request.client = client
+        value = self.request.form.get("refresh_token")
+        if not value:
+            raise InvalidRequestError("Missing 'refresh_token'")
+        row = storage.find_refresh_token(value)
+        if row is None or row.client_id != client.client_id:
+            raise InvalidGrantError("Invalid 'refresh_token'")
+        requested = self.request.payload.scope
+        if requested:
+            # SMART: a requested scope MUST be a subset of the original grant.
+            try:
+                ok = is_subset(requested, row.scope)
+            except ScopeError:
+                ok = False
+            if not ok:
+                raise InvalidScopeError("'scope' exceeds what was granted")
+        grant = storage.get_grant(row.grant_id)
+        if grant is None or grant.revoked_at is not None:
+            raise InvalidGrantError("Invalid 'refresh_token'")
+        if grant.session_id and not storage.session_is_live(grant.session_id):
+            # online_access: "only while the user's session is active".
+            raise InvalidGrantError("The sign-in session of this online grant has ended")
+        rotated = storage.rotate_refresh_token(value, client.client_id)
+        if rotated is None:
+            raise InvalidGrantError("Invalid 'refresh_token'")
+        self.request.refresh_token = rotated
+        self.request.smart_grant = grant
+
+    def create_token_response(self):  # noqa: ANN201
+        row = self.request.refresh_token
+        grant = self.request.smart_grant
+        client = self.request.client
+        scope = " ".join(s.raw for s in parse_scopes(self.request.payload.scope or row.scope))
+        user = storage.get_user(grant.user_id) if grant.user_id else None
+        if grant.user_id and user is None:
+            raise InvalidGrantError("The user of this grant is no longer active")
+        refresh, refresh_exp, _ = _refresh_policy(client, row.scope, grant.session_id)
+        if grant.session_id:
+            sess = storage.get_session(grant.session_id)
+            refresh_exp = sess.expires_at if sess else None
+        token = issue_tokens(client=client.row, grant=grant, scope=scope, user=user,
+                             include_refresh=refresh, refresh_expires_at=refresh_exp)
+        db.session.commit()
+        return 200, token, self.TOKEN_RESPONSE_HEADER

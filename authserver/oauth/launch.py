@@ -1,0 +1,94 @@
+"""SMART App Launch rules at /authorize, as an Authlib grant extension.
+
+https://hl7.org/fhir/smart-app-launch/app-launch.html#obtain-authorization-code
+- ``aud`` is REQUIRED and MUST name a FHIR server this AS protects, else no code.
+- ``state`` is REQUIRED (SMART) and echoed exactly.
+- ``launch`` (EHR launch) MUST name a live launch context made for that FHIR server.
+- Parameters MUST NOT be repeated (RFC 6749 §3.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
+from flask import current_app
+
+from authserver.oauth import storage
+from authserver.smart.scopes import Scope, ScopeError, parse_scopes
+
+__all__ = ["SmartAuthorizeRequest", "SmartLaunch", "normalize_aud", "MAX_PARAM_LENGTH"]
+
+#: Longest accepted value of any /authorize parameter.
+MAX_PARAM_LENGTH = 4096
+
+
+def normalize_aud(aud: str) -> str:
+    return aud.strip().rstrip("/")
+
+
+@dataclass
+class SmartAuthorizeRequest:
+    """What the SMART checks established about a valid /authorize request."""
+
+    aud: str
+    scopes: list[Scope]
+    launch: Any = None  # LaunchContext row for an EHR launch
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def has(self, kind: str) -> bool:
+        return any(s.kind == kind for s in self.scopes)
+
+    def raw(self, value: str) -> bool:
+        return any(s.raw == value for s in self.scopes)
+
+
+class SmartLaunch:
+    """Grant extension: runs after Authlib validated client, redirect_uri and scope."""
+
+    CAPABILITIES = ("launch-standalone", "authorize-post")
+
+    def __call__(self, grant: Any) -> None:
+        grant.register_hook("after_validate_authorization_request_payload", self.validate)
+
+    def validate(self, grant: Any, redirect_uri: str) -> None:
+        request = grant.request
+        data = request.payload.data
+        for key, values in request.payload.datalist.items():
+            if len(values) > 1:
+                raise InvalidRequestError(f"Multiple '{key}' in request")
+            if values and isinstance(values[0], str) and len(values[0]) > MAX_PARAM_LENGTH:
+                raise InvalidRequestError(f"'{key}' is too long")
+        if not data.get("state"):
+            raise InvalidRequestError("Missing 'state'")
+        aud = data.get("aud") or data.get("resource")
+        if not aud:
+            raise InvalidRequestError("Missing 'aud'")
+        aud = normalize_aud(aud)
+        if aud not in current_app.config["FHIR_BASE_URLS"]:
+            # SMART: "the EHR SHALL NOT issue a code" for an unknown audience.
+            raise InvalidRequestError("'aud' is not a FHIR server this server protects")
+        try:
+            requested = parse_scopes(data.get("scope") or "")
+        except ScopeError as exc:
+            raise InvalidScopeError(str(exc)) from None
+        allowed = request.client.get_allowed_scope(data.get("scope"))
+        scopes = [s for s in requested if s.raw in set((allowed or "").split())]
+        if not scopes:
+            raise InvalidScopeError("None of the requested scopes is allowed for this client")
+        launch_row = None
+        launch = data.get("launch")
+        if launch:
+            launch_row = storage.find_launch(launch)
+            if launch_row is None:
+                raise InvalidRequestError("'launch' is unknown, expired or already used")
+            if launch_row.aud != aud:
+                raise InvalidRequestError("'aud' must equal the 'iss' of the launch")
+            if launch_row.client_id and launch_row.client_id != request.client.client_id:
+                raise InvalidRequestError("'launch' was made for another app")
+            if not any(s.kind == "launch" for s in scopes):
+                raise InvalidScopeError("An EHR launch needs the 'launch' scope")
+        elif any(s.kind == "launch" for s in scopes):
+            raise InvalidRequestError("Scope 'launch' needs a 'launch' parameter")
+        request.smart = SmartAuthorizeRequest(aud=aud, scopes=scopes, launch=launch_row)

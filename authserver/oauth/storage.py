@@ -1,0 +1,433 @@
+"""Every database read and write the OAuth and sign-in flows need, as verbs.
+
+Each function says what happens on not-found, expiry and reuse. Single-use values (codes,
+refresh tokens, launch contexts, assertion ``jti``) are consumed by one conditional UPDATE
+(or a unique INSERT) *before* anything is issued, so two racing requests cannot both win,
+whatever the number of workers or instances sharing the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy import exists, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from authserver.extensions import db
+from authserver.models import (
+    AuthorizationCode,
+    Client,
+    ClientAssertionJti,
+    Consent,
+    Grant,
+    LaunchContext,
+    Patient,
+    PendingAuthorization,
+    RefreshToken,
+    RevokedToken,
+    User,
+    UserSession,
+)
+
+__all__ = [
+    "now", "sha256_hex", "new_secret", "database_reachable",
+    "get_client", "get_user", "get_user_by_username", "get_user_by_fhir_user",
+    "save_code", "consume_code", "revoke_grant_of_code",
+    "create_grant", "get_grant", "touch_grant", "revoke_grant", "revoke_user_client_grants",
+    "token_is_live", "revoke_access_token",
+    "save_refresh_token", "rotate_refresh_token", "find_refresh_token", "revoke_refresh_token",
+    "get_consent", "save_consent", "revoke_consent", "list_consents",
+    "park_request", "get_pending", "bind_pending", "drop_pending",
+    "create_launch", "consume_launch",
+    "remember_assertion_jti",
+    "start_session", "end_session", "session_is_live",
+    "search_patients", "get_patient",
+]
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_secret(nbytes: int = 32) -> str:
+    """A fresh high-entropy value (default 256 bits), URL safe."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def database_reachable() -> bool:
+    try:
+        db.session.execute(text("SELECT 1"))
+        return True
+    except SQLAlchemyError:
+        db.session.rollback()
+        return False
+
+
+# ---- clients and users --------------------------------------------------------------
+
+def get_client(client_id: str | None) -> Client | None:
+    """The enabled client with this id, or None (unknown, disabled, or not a str)."""
+    if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
+        return None
+    row = db.session.scalars(select(Client).where(Client.client_id == client_id)).first()
+    return row if row is not None and not row.disabled else None
+
+
+def get_user(user_id: int | None) -> User | None:
+    if user_id is None:
+        return None
+    user = db.session.get(User, user_id)
+    return user if user is not None and not user.disabled else None
+
+
+def get_user_by_username(username: str) -> User | None:
+    """The enabled user, or None: unknown and disabled users look the same to callers."""
+    if not username or len(username) > 150:
+        return None
+    user = db.session.scalars(select(User).where(User.username == username)).first()
+    return user if user is not None and not user.disabled else None
+
+
+def get_user_by_fhir_user(fhir_user: str) -> User | None:
+    return db.session.scalars(select(User).where(User.fhir_user == fhir_user)).first()
+
+
+# ---- authorization codes ----------------------------------------------------------
+
+def save_code(code: str, **fields: Any) -> AuthorizationCode:
+    """Store a code by its SHA-256 (never the code) and commit."""
+    row = AuthorizationCode(code_hash=sha256_hex(code), created_at=now(), **fields)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def consume_code(code: str, client_id: str) -> tuple[AuthorizationCode | None, bool]:
+    """Redeem a code atomically. Returns (row, replayed).
+
+    - unknown, another client's, or expired: (None, False);
+    - already redeemed: (None, True) — the caller revokes what it issued;
+    - else the row, now marked consumed (committed before any token is made).
+    """
+    h = sha256_hex(code)
+    t = now()
+    res = db.session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.code_hash == h, AuthorizationCode.client_id == client_id,
+               AuthorizationCode.consumed_at.is_(None), AuthorizationCode.expires_at > t)
+        .values(consumed_at=t)
+    )
+    db.session.commit()
+    row = db.session.scalars(
+        select(AuthorizationCode).where(AuthorizationCode.code_hash == h)).first()
+    if res.rowcount == 1:
+        return row, False
+    replayed = row is not None and row.client_id == client_id and row.consumed_at is not None
+    return None, replayed
+
+
+def revoke_grant_of_code(code: str) -> None:
+    """RFC 6749 §4.1.2: a code used twice revokes every token issued from it."""
+    row = db.session.scalars(
+        select(AuthorizationCode).where(AuthorizationCode.code_hash == sha256_hex(code))).first()
+    if row is not None and row.grant_id:
+        revoke_grant(row.grant_id)
+
+
+# ---- grants, access tokens, refresh tokens -----------------------------------------
+
+def create_grant(**fields: Any) -> Grant:
+    """A new grant (not committed: the caller commits with its tokens)."""
+    t = now()
+    row = Grant(id=secrets.token_hex(16), created_at=t, last_used_at=t, **fields)
+    db.session.add(row)
+    return row
+
+
+def get_grant(grant_id: str) -> Grant | None:
+    return db.session.get(Grant, grant_id)
+
+
+def touch_grant(grant: Grant, expires_at: int) -> None:
+    grant.last_used_at = now()
+    grant.expires_at = max(grant.expires_at, expires_at)
+
+
+def revoke_grant(grant_id: str) -> None:
+    """End a grant and every token of it at once (idempotent); commits."""
+    t = now()
+    db.session.execute(update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None))
+                       .values(revoked_at=t))
+    db.session.execute(update(RefreshToken).where(RefreshToken.grant_id == grant_id,
+                                                  RefreshToken.revoked_at.is_(None))
+                       .values(revoked_at=t))
+    db.session.commit()
+
+
+def revoke_user_client_grants(user_id: int, client_id: str) -> int:
+    """Revoke every live grant of ``client_id`` for ``user_id``; returns how many."""
+    ids = list(db.session.scalars(select(Grant.id).where(
+        Grant.user_id == user_id, Grant.client_id == client_id, Grant.revoked_at.is_(None))))
+    for gid in ids:
+        revoke_grant(gid)
+    return len(ids)
+
+
+def token_is_live(jti: str, grant_id: str | None) -> bool:
+    """One indexed round trip: is this (signature-checked, unexpired) access token still live?
+
+    False when its ``jti`` was revoked, its grant revoked, or its online session ended.
+    """
+    revoked = exists().where(RevokedToken.jti == jti)
+    if grant_id is None:
+        return not db.session.scalar(select(revoked))
+    row = db.session.execute(
+        select(Grant.revoked_at, Grant.session_id, revoked.label("jti_revoked"))
+        .where(Grant.id == grant_id)
+    ).first()
+    if row is None or row.revoked_at is not None or row.jti_revoked:
+        return False
+    return row.session_id is None or session_is_live(row.session_id)
+
+
+def revoke_access_token(jti: str, expires_at: int) -> None:
+    """Remember a revoked access token until it would have expired anyway (idempotent)."""
+    if db.session.get(RevokedToken, jti) is None:
+        db.session.add(RevokedToken(jti=jti, revoked_at=now(), expires_at=expires_at))
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+
+
+def save_refresh_token(token: str, grant: Grant, scope: str, expires_at: int) -> RefreshToken:
+    """Store a refresh token by its SHA-256 (not committed)."""
+    row = RefreshToken(token_hash=sha256_hex(token), grant_id=grant.id,
+                       client_id=grant.client_id, scope=scope, issued_at=now(),
+                       expires_at=expires_at)
+    db.session.add(row)
+    return row
+
+
+def find_refresh_token(token: str) -> RefreshToken | None:
+    if not isinstance(token, str) or not token or len(token) > 512:
+        return None
+    return db.session.scalars(
+        select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token))).first()
+
+
+def rotate_refresh_token(token: str, client_id: str) -> RefreshToken | None:
+    """Exchange a refresh token atomically (rotation); None when it cannot be used.
+
+    - unknown, another client's, expired or revoked: None;
+    - already rotated (a replay, RFC 9700 §4.14): the whole grant is revoked, None;
+    - else the row, marked rotated and committed before any new token is made.
+    """
+    row = find_refresh_token(token)
+    if row is None or row.client_id != client_id:
+        return None
+    t = now()
+    res = db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None),
+               RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > t)
+        .values(rotated_at=t)
+    )
+    db.session.commit()
+    if res.rowcount == 1:
+        db.session.refresh(row)
+        return row
+    db.session.refresh(row)
+    if row.rotated_at is not None and row.revoked_at is None:
+        revoke_grant(row.grant_id)
+    return None
+
+
+def revoke_refresh_token(row: RefreshToken) -> None:
+    """RFC 7009 §2.1: revoking a refresh token revokes its grant's access tokens too."""
+    revoke_grant(row.grant_id)
+
+
+# ---- consents -------------------------------------------------------------------------
+
+def get_consent(user_id: int, client_id: str) -> Consent | None:
+    """The user's live consent for the client, or None (never given or revoked)."""
+    row = db.session.scalars(select(Consent).where(
+        Consent.user_id == user_id, Consent.client_id == client_id)).first()
+    return row if row is not None and row.revoked_at is None else None
+
+
+def save_consent(user_id: int, client_id: str, scope: str, requested: str) -> Consent:
+    """Record what the user granted (replacing an earlier or revoked consent); commits."""
+    t = now()
+    row = db.session.scalars(select(Consent).where(
+        Consent.user_id == user_id, Consent.client_id == client_id)).first()
+    if row is None:
+        row = Consent(user_id=user_id, client_id=client_id, scope=scope, requested=requested,
+                      created_at=t, updated_at=t)
+        db.session.add(row)
+    else:
+        if row.revoked_at is not None:
+            row.created_at = t
+        row.scope, row.requested, row.updated_at, row.revoked_at = scope, requested, t, None
+    db.session.commit()
+    return row
+
+
+def revoke_consent(user_id: int, client_id: str) -> None:
+    """End the consent and every grant of that app for that user, at once; commits."""
+    t = now()
+    db.session.execute(update(Consent).where(Consent.user_id == user_id,
+                                             Consent.client_id == client_id)
+                       .values(revoked_at=t))
+    db.session.commit()
+    revoke_user_client_grants(user_id, client_id)
+
+
+def list_consents(user_id: int) -> list[Consent]:
+    return list(db.session.scalars(select(Consent).where(
+        Consent.user_id == user_id, Consent.revoked_at.is_(None)).order_by(Consent.updated_at)))
+
+
+# ---- parked authorization requests -----------------------------------------------
+
+def park_request(client_id: str, params: dict[str, str], lifetime: int) -> str:
+    """Keep a validated /authorize request server side; returns its (random) handle."""
+    rid = new_secret(24)
+    t = now()
+    db.session.add(PendingAuthorization(id=rid, client_id=client_id, params=params,
+                                        created_at=t, expires_at=t + lifetime))
+    db.session.commit()
+    return rid
+
+
+def get_pending(rid: str | None) -> PendingAuthorization | None:
+    """The parked request, or None when unknown or expired."""
+    if not rid or not isinstance(rid, str) or len(rid) > 64:
+        return None
+    row = db.session.get(PendingAuthorization, rid)
+    return row if row is not None and row.expires_at > now() else None
+
+
+def bind_pending(row: PendingAuthorization, user_id: int) -> bool:
+    """Tie a parked request to the first user who continues it; False if it is another's."""
+    if row.user_id is None:
+        row.user_id = user_id
+        db.session.commit()
+    return row.user_id == user_id
+
+
+def drop_pending(row: PendingAuthorization) -> None:
+    db.session.delete(row)
+    db.session.commit()
+
+
+# ---- EHR launch contexts --------------------------------------------------------------
+
+def create_launch(lifetime: int, **fields: Any) -> str:
+    """Store a launch context by the SHA-256 of its opaque value; returns the value."""
+    value = new_secret(24)
+    t = now()
+    db.session.add(LaunchContext(launch_hash=sha256_hex(value), created_at=t,
+                                 expires_at=t + lifetime, **fields))
+    db.session.commit()
+    return value
+
+
+def find_launch(value: str) -> LaunchContext | None:
+    """The live (unexpired, unused) launch context, or None."""
+    if not value or not isinstance(value, str) or len(value) > 128:
+        return None
+    row = db.session.scalars(select(LaunchContext).where(
+        LaunchContext.launch_hash == sha256_hex(value))).first()
+    if row is None or row.consumed_at is not None or row.expires_at <= now():
+        return None
+    return row
+
+
+def consume_launch(row: LaunchContext) -> bool:
+    """Mark a launch context used, atomically; False if it was used meanwhile or expired."""
+    t = now()
+    res = db.session.execute(update(LaunchContext).where(
+        LaunchContext.id == row.id, LaunchContext.consumed_at.is_(None),
+        LaunchContext.expires_at > t).values(consumed_at=t))
+    db.session.commit()
+    return res.rowcount == 1
+
+
+# ---- client assertion jti replay cache ---------------------------------------------
+
+def remember_assertion_jti(client_id: str, jti: str, expires_at: int) -> bool:
+    """Record an assertion ``jti``; False if it was seen before (a replay).
+
+    The (client_id, jti) unique constraint makes this atomic across workers and instances.
+    Expired entries are pruned opportunistically.
+    """
+    db.session.add(ClientAssertionJti(client_id=client_id, jti=jti, expires_at=expires_at))
+    try:
+        db.session.commit()
+        return True
+    except IntegrityError:
+        db.session.rollback()
+        return False
+
+
+# ---- sign-in sessions ------------------------------------------------------------------
+
+def start_session(user: User, lifetime: int) -> UserSession:
+    t = now()
+    row = UserSession(id=new_secret(24), user_id=user.id, auth_time=t, expires_at=t + lifetime)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def end_session(session_id: str | None) -> None:
+    if not session_id:
+        return
+    db.session.execute(update(UserSession).where(UserSession.id == session_id,
+                                                 UserSession.ended_at.is_(None))
+                       .values(ended_at=now()))
+    db.session.commit()
+
+
+def get_session(session_id: str | None) -> UserSession | None:
+    if not session_id or not isinstance(session_id, str):
+        return None
+    row = db.session.get(UserSession, session_id)
+    if row is None or row.ended_at is not None or row.expires_at <= now():
+        return None
+    return row
+
+
+def session_is_live(session_id: str) -> bool:
+    return get_session(session_id) is not None
+
+
+# ---- patient registry ---------------------------------------------------------------
+
+def get_patient(patient_id: str) -> Patient | None:
+    if not patient_id or len(patient_id) > 64:
+        return None
+    return db.session.get(Patient, patient_id)
+
+
+def search_patients(query: str = "", birth_date: str = "", limit: int = 50) -> list[Patient]:
+    stmt = select(Patient)
+    q = (query or "").strip()
+    if q:
+        like = f"%{q.lower()}%"
+        from sqlalchemy import func, or_
+
+        stmt = stmt.where(or_(func.lower(Patient.family).like(like),
+                              func.lower(Patient.given).like(like), Patient.id == q))
+    if birth_date:
+        stmt = stmt.where(Patient.birth_date == birth_date.strip())
+    return list(db.session.scalars(stmt.order_by(Patient.family, Patient.given).limit(limit)))

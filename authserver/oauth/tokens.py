@@ -1,0 +1,133 @@
+"""Token issuance: RFC 9068 JWT access tokens with SMART claims, refresh tokens, id_tokens.
+
+- RFC 9068 §2 (https://www.rfc-editor.org/rfc/rfc9068#section-2): header ``typ: at+jwt``;
+  claims iss, exp, aud, sub, client_id, iat, jti (+ scope and SMART context).
+- OpenID Connect Core §2 / §3.1.3.6: id_token with at_hash; RS256 (SMART, Inferno).
+- SMART App Launch 2.2: token response carries scope, expires_in and launch context.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from typing import Any
+
+from flask import current_app
+
+from authserver.models import Client, Grant, User
+from authserver.oauth import keystore, storage
+from authserver.smart.launch import token_context
+from authserver.smart.scopes import parse_scopes
+
+__all__ = ["issue_tokens", "access_token_claims", "build_id_token", "fhir_user_url"]
+
+
+def fhir_user_url(user: User | None, aud: str) -> str | None:
+    """SMART: fhirUser is an absolute (or base-relative) URL of the user's resource."""
+    if user is None or not user.fhir_user:
+        return None
+    return f"{aud.rstrip('/')}/{user.fhir_user}"
+
+
+def _kinds(scope: str) -> set[str]:
+    return {s.kind for s in parse_scopes(scope)}
+
+
+def access_token_claims(
+    *, client_id: str, sub: str, aud: str, scope: str, lifetime: int, grant_id: str | None,
+    context: dict[str, Any], fhir_user: str | None,
+) -> dict[str, Any]:
+    t = storage.now()
+    claims: dict[str, Any] = {
+        "iss": current_app.config["ISSUER"],
+        "sub": sub,
+        "aud": aud,
+        "exp": t + lifetime,
+        "iat": t,
+        "jti": uuid.uuid4().hex,
+        "client_id": client_id,
+        "scope": scope,
+    }
+    if grant_id:
+        claims["gid"] = grant_id  # private claim: the grant, for revocation checks
+    for key in ("patient", "encounter"):
+        if context.get(key):
+            claims[key] = context[key]
+    if fhir_user:
+        claims["fhirUser"] = fhir_user
+    return claims
+
+
+def _at_hash(access_token: str) -> str:
+    # OIDC Core §3.1.3.6: left half of the hash of the ASCII access token, base64url.
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+
+
+def build_id_token(*, user: User, client: Client, grant: Grant, access_token: str,
+                   nonce: str | None, auth_time: int | None) -> tuple[str, dict[str, Any]]:
+    conf = current_app.config
+    t = storage.now()
+    kinds = _kinds(grant.scope)
+    claims: dict[str, Any] = {
+        "iss": conf["ISSUER"],
+        "sub": str(user.id),
+        "aud": client.client_id,
+        "exp": t + conf["ID_TOKEN_LIFETIME"],
+        "iat": t,
+        "at_hash": _at_hash(access_token),
+    }
+    if auth_time:
+        claims["auth_time"] = auth_time
+    if nonce:
+        claims["nonce"] = nonce
+    if "fhirUser" in kinds and user.fhir_user:
+        claims["fhirUser"] = fhir_user_url(user, grant.aud)
+    if "profile" in kinds and user.name:
+        claims["name"] = user.name
+    if "email" in kinds and user.email:
+        claims["email"] = user.email
+    signer = keystore.get_signer(keystore.ID_TOKEN_ALG)
+    return signer.sign(claims, typ="JWT"), claims
+
+
+def issue_tokens(
+    *, client: Client, grant: Grant, scope: str, user: User | None,
+    include_refresh: bool, refresh_expires_at: int | None = None,
+    nonce: str | None = None, auth_time: int | None = None, lifetime: int | None = None,
+) -> dict[str, Any]:
+    """Sign an access token (and id_token / refresh token where granted) for ``grant``.
+
+    Adds the refresh token row to the session; the caller commits.
+    """
+    conf = current_app.config
+    lifetime = lifetime or conf["ACCESS_TOKEN_LIFETIME"]
+    kinds = _kinds(scope)
+    fhir_user = fhir_user_url(user, grant.aud) if "fhirUser" in kinds else None
+    claims = access_token_claims(
+        client_id=client.client_id, sub=str(user.id) if user else client.client_id,
+        aud=grant.aud, scope=scope, lifetime=lifetime, grant_id=grant.id,
+        context=grant.context or {}, fhir_user=fhir_user)
+    access_token = keystore.get_signer().sign(claims, typ="at+jwt")
+    token: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "scope": scope,
+    }
+    token.update(token_context(grant.context or {}, scope.split()))
+    if "openid" in kinds and user is not None:
+        token["id_token"], id_claims = build_id_token(
+            user=user, client=client, grant=grant, access_token=access_token, nonce=nonce,
+            auth_time=auth_time)
+        grant.id_token_claims = {k: id_claims[k] for k in ("iss", "sub", "fhirUser")
+                                 if k in id_claims}
+    expires_at = claims["exp"]
+    if include_refresh and refresh_expires_at:
+        refresh = storage.new_secret(32)
+        storage.save_refresh_token(refresh, grant, scope, refresh_expires_at)
+        token["refresh_token"] = refresh
+        expires_at = max(expires_at, refresh_expires_at)
+    storage.touch_grant(grant, expires_at)
+    return token

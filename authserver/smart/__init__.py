@@ -1,0 +1,1 @@
+"""SMART App Launch rules as pure code: no Flask, no SQLAlchemy."""

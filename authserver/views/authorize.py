@@ -1,0 +1,49 @@
+"""/authorize (GET and POST, ``authorize-post``) and its continuation pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from authserver.auth import session as auth
+from authserver.extensions import csrf
+from authserver.oauth import authorize as flow
+from authserver.smart.scopes import describe
+from authserver.web import error_page
+
+bp = Blueprint("authorize", __name__)
+
+
+def _render(step: flow.Step, *, post: bool = False):
+    if step.kind == "redirect":
+        # RFC 9700 §4.12: 303 after a POST, so the browser does not re-POST credentials.
+        return redirect(step.location, 303 if post else 302)
+    if step.kind == "error_page":
+        return error_page(step.title, step.message, step.status)
+    if step.kind == "login":
+        return redirect(step.location, 303)
+    if step.kind == "pick_patient":
+        return redirect(url_for("picker.pick", req=step.pending.id), 303)
+    groups = {}
+    for item in step.items:
+        groups.setdefault(item.group, []).append(item)
+    return render_template("consent.html", client=step.client, items=step.items,
+                           groups=groups, req=step.pending.id, describe=describe)
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+@csrf.exempt  # apps POST here cross-site (authorize-post); nothing is decided on this request
+def authorize():
+    return _render(flow.begin(request.values), post=request.method == "POST")
+
+
+@bp.route("/authorize/continue", methods=["GET", "POST"])
+def resume():
+    rid = request.values.get("req", "")
+    user, sess = auth.current_user(), auth.current_session()
+    if user is None:
+        return redirect(url_for("login.login", next=f"/authorize/continue?req={rid}"), 303)
+    if request.method == "GET":
+        return _render(flow.resume(rid, user, sess))
+    step = flow.decide(rid, user, sess, request.form.get("decision", ""),
+                       request.form.getlist("scope"))
+    return _render(step, post=True)

@@ -1,0 +1,31 @@
+"""TOTP enrolment right after the password, for users who must have a second factor."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+
+from authserver.auth import session as auth
+from authserver.auth import totp
+
+bp = Blueprint("enrol", __name__)
+
+
+@bp.route("/login/enrol", methods=["GET", "POST"])
+def enrol():
+    nxt = auth.safe_next(request.values.get("next"))
+    user = auth.pending_user()
+    if user is None:
+        return redirect(url_for("login.login", next=nxt), 303)
+    if user.has_totp:
+        return redirect(url_for("login.totp", next=nxt), 303)
+    secret = auth.enrolment_secret(user)
+    uri = totp.provisioning_uri(secret, user.username,
+                                current_app.config["ISSUER"].split("://", 1)[-1])
+    if request.method == "POST":
+        if auth.confirm_enrolment(user, request.form.get("code", "")):
+            auth.sign_in(user)
+            return redirect(nxt, 303)
+        return render_template("enrol.html", secret=secret, qr=totp.qr_svg(uri), next=nxt,
+                               error="That code is not right. Try the current one."), 401
+    return render_template("enrol.html", secret=secret, qr=totp.qr_svg(uri), next=nxt,
+                           error=None)

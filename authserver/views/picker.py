@@ -1,0 +1,28 @@
+"""The patient picker of a clinician's standalone launch."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from authserver.auth import session as auth
+from authserver.oauth import authorize as flow
+from authserver.oauth import storage
+from authserver.web import error_page
+
+bp = Blueprint("picker", __name__)
+
+
+@bp.route("/authorize/patient", methods=["GET", "POST"])
+def pick():
+    rid = request.values.get("req", "")
+    user = auth.current_user()
+    if user is None:
+        return redirect(url_for("login.login", next=f"/authorize/continue?req={rid}"), 303)
+    if request.method == "POST":
+        step = flow.choose_patient(rid, user, request.form.get("patient", ""))
+        if step is not None:
+            return error_page(step.title, step.message, step.status)
+        return redirect(url_for("authorize.resume", req=rid), 303)
+    q, born = request.args.get("q", "")[:100], request.args.get("birth_date", "")[:10]
+    patients = storage.search_patients(q, born)
+    return render_template("picker.html", patients=patients, req=rid, q=q, birth_date=born)

@@ -1,0 +1,25 @@
+"""POST /token (and its CORS preflight for browser apps' registered origins)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from authserver.extensions import csrf
+from authserver.oauth import cors
+from authserver.oauth.server import authorization
+
+bp = Blueprint("token", __name__)
+
+
+@bp.route("/token", methods=["POST"])
+@csrf.exempt
+def token() -> Response:
+    resp = authorization.create_token_response()
+    # Authlib's JSON headers carry Cache-Control: no-store and Pragma: no-cache, errors too.
+    return cors.allow_client_origin(resp, request.headers.get("Origin"),
+                                    request.values.get("client_id"))
+
+
+@bp.route("/token", methods=["OPTIONS"])
+def token_preflight() -> Response:
+    return cors.preflight(request.headers.get("Origin"), methods="POST")
