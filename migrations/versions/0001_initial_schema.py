@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 9aa094e459b5
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 21:06:47.398809
+Create Date: 2026-11-28 21:09:12.816624
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '9aa094e459b5'
+revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None

@@ -1,0 +1,170 @@
+"""The `authserver` command: one JSON object on stdout per create/add, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_URL
+
+EXE = str(Path(sys.executable).with_name("authserver"))
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory):
+    """One initialized instance shared by this module's commands (SQLite, or a PG schema)."""
+    path = tmp_path_factory.mktemp("cli-instance")
+    env = {**os.environ, "AUTHSERVER_INSTANCE_PATH": str(path)}
+    env.pop("AUTHSERVER_DATABASE_URL", None)
+    if PG_URL:
+        # Keep the CLI's tables apart from the per-test database the other tests empty.
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(PG_URL.rsplit("/", 1)[0] + "/postgres",
+                               isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("DROP DATABASE IF EXISTS authserver_cli_test"))
+            conn.execute(text("CREATE DATABASE authserver_cli_test"))
+        engine.dispose()
+        env["AUTHSERVER_DATABASE_URL"] = PG_URL.rsplit("/", 1)[0] + "/authserver_cli_test"
+    out = subprocess.run([EXE, "init"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return {"path": path, "env": env}
+
+
+def run(instance, *args, stdin: str | None = None):
+    return subprocess.run([EXE, *args], env=instance["env"], capture_output=True, text=True,
+                          input=stdin, timeout=120)
+
+
+def ok_json(result) -> dict:
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout  # exactly one JSON object on stdout
+    return json.loads(lines[0])
+
+
+def fails(result, fragment: str) -> None:
+    assert result.returncode != 0
+    assert result.stdout == ""
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1, result.stderr
+    assert fragment in err[0]
+
+
+def test_init_is_idempotent(instance):
+    body = ok_json(run(instance, "init"))
+    assert body["database"] == "ready" and body["new_keys"] == []
+
+
+def test_user_create_prints_id_username_fhir_user(instance):
+    body = ok_json(run(instance, "user", "create", "pat1", "--role", "patient",
+                       "--password-stdin", "--fhir-user", "Patient/p1", "--name", "Pat One",
+                       stdin="long enough password\n"))
+    assert body["username"] == "pat1" and body["fhirUser"] == "Patient/p1"
+    assert isinstance(body["id"], int)
+
+
+def test_user_create_duplicate_username_fails(instance):
+    ok_json(run(instance, "user", "create", "dup", "--role", "developer"))
+    fails(run(instance, "user", "create", "dup", "--role", "developer"), "already exists")
+
+
+def test_user_create_unknown_role_fails(instance):
+    result = run(instance, "user", "create", "x1", "--role", "wizard")
+    assert result.returncode != 0 and result.stdout == ""
+    assert "wizard" in result.stderr
+
+
+def test_user_create_short_password_fails(instance):
+    fails(run(instance, "user", "create", "x2", "--role", "patient", "--password", "short"),
+          "password")
+
+
+def test_user_totp_prints_secret_and_uri(instance):
+    ok_json(run(instance, "user", "create", "doc1", "--role", "clinician"))
+    body = ok_json(run(instance, "user", "totp", "doc1"))
+    assert len(body["secret"]) >= 32
+    assert body["otpauth_uri"].startswith("otpauth://totp/")
+
+
+def test_user_totp_unknown_user_fails(instance):
+    fails(run(instance, "user", "totp", "nobody"), "nobody")
+
+
+def test_client_create_public(instance):
+    body = ok_json(run(instance, "client", "create", "--name", "App", "--redirect-uri",
+                       "https://app.example/cb", "--scope", "openid patient/*.rs"))
+    assert body["token_endpoint_auth_method"] == "none"
+    assert "client_secret" not in body
+    assert body["redirect_uris"] == ["https://app.example/cb"]
+
+
+def test_client_create_confidential_shows_secret_once(instance):
+    body = ok_json(run(instance, "client", "create", "--name", "Conf", "--redirect-uri",
+                       "https://app.example/cb", "--auth-method", "client_secret_basic"))
+    assert len(body["client_secret"]) >= 43  # 256 bits, base64url
+    assert body["client_secret_expires_at"] == 0
+
+
+def test_client_create_bad_redirect_uri_fails(instance):
+    fails(run(instance, "client", "create", "--name", "Bad", "--redirect-uri",
+              "http://evil.example/cb"), "invalid_redirect_uri")
+
+
+def test_client_create_bad_jwks_file_fails(instance, tmp_path):
+    bad = tmp_path / "jwks.json"
+    bad.write_text('{"keys": [{"kty": "RSA", "kid": "k1", "n": "AQAB", "e": "AQAB", "d": "x"}]}')
+    fails(run(instance, "client", "create", "--name", "Jwt", "--auth-method", "private_key_jwt",
+              "--grant-type", "client_credentials", "--jwks-file", str(bad)), "public keys only")
+    notjson = tmp_path / "nope.json"
+    notjson.write_text("{not json")
+    fails(run(instance, "client", "create", "--name", "Jwt", "--jwks-file", str(notjson)),
+          "--jwks-file")
+
+
+def test_resource_server_create(instance):
+    body = ok_json(run(instance, "resource-server", "create", "--name", "FHIR"))
+    assert body["client_id"] and body["client_secret"]
+
+
+def test_patient_add_and_bad_input(instance):
+    body = ok_json(run(instance, "patient", "add", "p9", "--name", "Doe, Jane",
+                       "--birth-date", "1980-02-03"))
+    assert body == {"id": "p9", "name": "Doe, Jane", "birthDate": "1980-02-03"}
+    fails(run(instance, "patient", "add", "bad id!", "--name", "X, Y"), "patient id")
+    fails(run(instance, "patient", "add", "p10", "--name", "X", "--birth-date", "3 May"),
+          "--birth-date")
+
+
+def test_launch_create(instance):
+    body = ok_json(run(instance, "launch", "create", "--patient", "p9", "--encounter", "e1",
+                       "--need-patient-banner"))
+    assert len(body["launch"]) >= 32 and body["iss"] == "http://127.0.0.1:8001/fhir"
+    fails(run(instance, "launch", "create", "--patient", "p9", "--fhir-context", "{oops"),
+          "--fhir-context")
+
+
+def test_keys_list_and_rotate(instance):
+    before = ok_json(run(instance, "keys", "list"))["keys"]
+    rotated = ok_json(run(instance, "keys", "rotate"))
+    after = rotated["keys"]
+    old = {k["kid"] for k in before if k["active"]}
+    assert set(rotated["active"]).isdisjoint(old)
+    # earlier keys are retired but stay published while their tokens may live
+    for k in after:
+        if k["kid"] in old:
+            assert not k["active"] and k["published"]
+    assert all("d" not in k and "private" not in json.dumps(k) for k in after)
+
+
+def test_config_error_is_one_line(instance):
+    env = {**instance["env"], "AUTHSERVER_ISSUER": "nope"}
+    result = subprocess.run([EXE, "keys", "list"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    fails(result, "AUTHSERVER_ISSUER")
