@@ -39,6 +39,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Authlib's grants log whole token dicts at DEBUG: keep them above it (DESIGN.md, style 7).
     logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
 
+    if conf["TRUST_PROXY"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = conf["TRUST_PROXY"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
     from authserver.extensions import csrf, db, limiter, migrate
 
     db.init_app(app)

@@ -50,6 +50,10 @@ DEFAULTS: dict[str, Any] = {
     # Rate limits (Flask-Limiter syntax) and its storage (memory:// or redis://...).
     "LOGIN_RATE_LIMIT": "20 per minute",
     "RATELIMIT_STORAGE_URI": "memory://",
+    # How many reverse proxies set X-Forwarded-For/-Proto/-Host in front of us (0 = none).
+    "TRUST_PROXY": 0,
+    # The name authenticator apps show next to a TOTP code.
+    "TOTP_ISSUER": "authserver",
     # Cookies are Secure when the issuer is https.
     "SESSION_COOKIE_NAME": "authserver_session",
     # Port of the demo FHIR server `authserver demo` starts.
@@ -176,7 +180,7 @@ def validate(conf: dict[str, Any]) -> None:
             value = int(conf[key])
         except (TypeError, ValueError):
             raise ConfigError(f"{env_name(key)}: must be a whole number") from None
-        if value <= 0:
+        if value < 0 or (value == 0 and key != "TRUST_PROXY"):
             raise ConfigError(f"{env_name(key)}: must be positive")
         conf[key] = value
     alg = str(conf["SIGNING_ALG"]).upper()

@@ -58,6 +58,17 @@ def _handle_http_error(exc: HTTPException):
     return error_page(exc.name, exc.description or exc.name, status)
 
 
+def _handle_insecure_transport(exc: Exception):
+    # Authlib refuses OAuth over plain http (except loopback); behind a TLS proxy set
+    # AUTHSERVER_TRUST_PROXY so the forwarded scheme is seen.
+    if wants_json():
+        resp = jsonify(error="invalid_request", error_description="OAuth 2 requires https")
+        resp.status_code = 400
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+    return error_page("https required", "This server only accepts https requests.", 400)
+
+
 def _handle_unexpected(exc: Exception):
     log.exception("unhandled error on %s %s", request.method, request.path)
     if wants_json():
@@ -71,6 +82,9 @@ def _handle_unexpected(exc: Exception):
 def init_app(app: Flask) -> None:
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _handle_http_error)
+    from authlib.oauth2.rfc6749.errors import InsecureTransportError
+
+    app.register_error_handler(InsecureTransportError, _handle_insecure_transport)
     app.register_error_handler(Exception, _handle_unexpected)
 
     @app.context_processor

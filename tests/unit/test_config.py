@@ -93,3 +93,9 @@ def test_secret_values_are_not_echoed_in_errors(tmp_path):
     with pytest.raises(ConfigError) as err:
         _load(tmp_path, KEY_ENCRYPTION_KEY="s3cr3t-value-that-is-wrong")
     assert "s3cr3t" not in str(err.value)
+
+
+def test_trust_proxy_may_be_zero_but_not_negative(tmp_path):
+    assert _load(tmp_path, TRUST_PROXY="0")["TRUST_PROXY"] == 0
+    with pytest.raises(ConfigError, match="AUTHSERVER_TRUST_PROXY"):
+        _load(tmp_path, TRUST_PROXY="-1")
