@@ -78,7 +78,9 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> dict:
         admin.init_instance()
         from authserver.extensions import db
 
-        keys = [dict(r._mapping) for r in db.session.execute(text("SELECT * FROM signing_keys"))]
+        from authserver.models import SigningKey
+
+        keys = [dict(r._mapping) for r in db.session.execute(SigningKey.__table__.select())]
         tables = [t.name for t in db.metadata.sorted_tables]
         db.session.remove()
         db.engine.dispose()
@@ -93,10 +95,9 @@ def _fresh_db(template: dict, tmp_path: Path) -> str:
     engine = create_engine(PG_URL)
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE " + ", ".join(template["tables"]) + " RESTART IDENTITY CASCADE"))
-        for row in template["keys"]:
-            cols = ", ".join(row)
-            conn.execute(text(f"INSERT INTO signing_keys ({cols}) VALUES "
-                              f"({', '.join(':' + c for c in row)})"), row)
+        from authserver.models import SigningKey
+
+        conn.execute(SigningKey.__table__.insert(), template["keys"])
     engine.dispose()
     return PG_URL
 
@@ -114,6 +115,9 @@ class _Dispatch:
 @pytest.fixture
 def live(template_db: dict, tmp_path: Path) -> Iterator[dict]:
     """An app served over real HTTP on 127.0.0.1; yields {"url", "app"}."""
+    from authserver.oauth import keystore
+
+    keystore._signers.clear()  # a signer cached by an earlier test may be of a rotated key
     dispatch = _Dispatch()
     server = make_server("127.0.0.1", 0, dispatch, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
