@@ -77,7 +77,6 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> dict:
     with app.app_context():
         admin.init_instance()
         from authserver.extensions import db
-
         from authserver.models import SigningKey
 
         keys = [dict(r._mapping) for r in db.session.execute(SigningKey.__table__.select())]
@@ -94,7 +93,8 @@ def _fresh_db(template: dict, tmp_path: Path) -> str:
         return f"sqlite:///{target}"
     engine = create_engine(PG_URL)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE " + ", ".join(template["tables"]) + " RESTART IDENTITY CASCADE"))
+        tables = ", ".join(template["tables"])
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         from authserver.models import SigningKey
 
         conn.execute(SigningKey.__table__.insert(), template["keys"])
@@ -112,8 +112,33 @@ class _Dispatch:
         return self.app(environ, start_response)
 
 
+@pytest.fixture(autouse=True)
+def _cheap_argon2(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Flow tests hash with cheap argon2id parameters (a production hash costs ~0.5 s on
+    these machines and sign-ins are many); tests/unit/test_passwords.py checks the real
+    defaults (RFC 9106's second recommended option) with the module's own hasher."""
+    if request.node.path.name == "test_passwords.py":
+        yield
+        return
+    from authserver.auth import passwords
+
+    saved = passwords._default
+    passwords._default = passwords.Hasher(time_cost=1, memory_cost=1024, parallelism=1)
+    try:
+        yield
+    finally:
+        passwords._default = saved
+
+
 @pytest.fixture
-def live(template_db: dict, tmp_path: Path) -> Iterator[dict]:
+def live_config() -> dict:
+    """Extra configuration for `live` (none here); a test module overrides this fixture to
+    opt in, e.g. tests/flows/test_invitations.py points SMTP_HOST/PORT at a real server."""
+    return {}
+
+
+@pytest.fixture
+def live(template_db: dict, tmp_path: Path, live_config: dict) -> Iterator[dict]:
     """An app served over real HTTP on 127.0.0.1; yields {"url", "app"}."""
     from authserver.oauth import keystore
 
@@ -121,9 +146,11 @@ def live(template_db: dict, tmp_path: Path) -> Iterator[dict]:
     dispatch = _Dispatch()
     server = make_server("127.0.0.1", 0, dispatch, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
-    app = _make_app(base_config(tmp_path / "instance", _fresh_db(template_db, tmp_path), url))
+    app = _make_app({**base_config(tmp_path / "instance", _fresh_db(template_db, tmp_path), url),
+                     **live_config})
     dispatch.app = app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield {"url": url, "app": app}

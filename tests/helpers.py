@@ -188,3 +188,120 @@ class OAuthFlow:
             auth = (self.client["client_id"], self.client["client_secret"])
             data.pop("client_id")
         return requests.post(self.base_url + "/token", data=data, auth=auth)
+
+
+# ---- issue 3 (patient standalone launch) helpers ----------------------------------------
+
+def location_query(resp: requests.Response) -> dict[str, str]:
+    """The query of a redirect's Location (asserts it is a redirect)."""
+    assert resp.status_code in (302, 303), (resp.status_code, resp.text[:300])
+    return query_of(resp.headers["Location"])
+
+
+def fetch_jwks(base_url: str) -> dict:
+    resp = requests.get(base_url + "/.well-known/jwks.json", timeout=10)
+    assert resp.status_code == 200
+    return resp.json()
+
+
+def verify_jwt(base_url: str, token: str, *, audience: str, typ: str | None = None) -> dict:
+    """Validate a JWT with PyJWT against the server's published JWKS; returns its claims."""
+    import jwt
+
+    header = jwt.get_unverified_header(token)
+    if typ is not None:
+        assert header.get("typ") == typ, header
+    keyset = jwt.PyJWKSet.from_dict(fetch_jwks(base_url))
+    key = next(k for k in keyset.keys if k.key_id == header["kid"])
+    return jwt.decode(token, key.key, algorithms=[header["alg"]], audience=audience,
+                      issuer=base_url, options={"require": ["exp", "iat", "iss", "aud", "sub"]})
+
+
+# ---- issue 4 (clinicians, TOTP, picker, EHR launch) helpers -------------------------------
+
+CLINICIAN_SCOPES = "launch/patient openid fhirUser patient/*.rs"
+EHR_SCOPES = "launch openid fhirUser user/*.rs patient/*.rs"
+
+
+def totp_code(secret: str, ahead: int = 0) -> str:
+    """The TOTP code of now (``ahead`` steps later: a second sign-in in the same test must
+    use the next step, the previous one is refused as a replay)."""
+    import time
+
+    import pyotp
+
+    return pyotp.TOTP(secret).at(time.time() + 30 * ahead)
+
+
+def make_clinician(app, username: str = "drsmith", *, totp: bool = True,
+                   fhir_user: str | None = "Practitioner/pr1", role: str = "clinician") -> dict:
+    """A clinician (or admin); with ``totp`` its TOTP secret is in the result as "secret"."""
+    from authserver import admin
+
+    user = make_user(app, username, role, fhir_user=fhir_user, name="Dr Smith")
+    if totp:
+        with app.app_context():
+            user["secret"] = admin.enrol_totp(username)["secret"]
+    return user
+
+
+def add_patients(app, *rows: tuple[str, str, str | None]) -> None:
+    """Fill the picker's registry (what `authserver patient add` does)."""
+    from authserver import admin
+
+    with app.app_context():
+        for pid, name, born in rows:
+            admin.add_patient(pid, name, born)
+
+
+def make_launch(app, **kw: Any) -> dict:
+    """An EHR launch context, as `authserver launch create` makes it."""
+    from authserver import admin
+
+    kw.setdefault("patient", "p9")
+    with app.app_context():
+        return admin.create_launch(**kw)
+
+
+def picker_patients(page: str) -> list[str]:
+    """The patient ids a picker page offers."""
+    return [html.unescape(v) for v in re.findall(r'name="patient" value="([^"]*)"', page)]
+
+
+def pick_patient(flow: OAuthFlow, patient_id: str) -> requests.Response:
+    """Choose ``patient_id`` on the picker page ``flow.last``; follows to the next page."""
+    page = flow.last
+    assert 'name="patient"' in page.text, page.text[:500]
+    req = re.search(r'name="req" value="([^"]*)"', page.text).group(1)
+    resp = flow.http.post(flow.base_url + "/authorize/patient", data={
+        "csrf_token": csrf_of(page.text), "req": html.unescape(req), "patient": patient_id},
+        allow_redirects=False)
+    flow.last = resp
+    return flow.follow(resp) if resp.status_code == 303 else resp
+
+
+def sign_out(base_url: str, http: requests.Session) -> requests.Response:
+    """Sign out through the /logout form (GET the page for its CSRF token, then POST)."""
+    page = http.get(base_url + "/logout")
+    assert page.status_code == 200, page.text[:300]
+    return http.post(base_url + "/logout", data={"csrf_token": csrf_of(page.text)},
+                     allow_redirects=False)
+
+
+def sign_in_admin(app, base_url: str, username: str = "root", name: str = "Root Admin"
+                  ) -> requests.Session:
+    """A session signed in (password + TOTP) as a new admin, landed on /admin."""
+    make_user(app, username, role="admin", fhir_user=None, name=name)
+    from authserver import admin
+
+    with app.app_context():
+        secret = admin.enrol_totp(username)["secret"]
+    s = requests.Session()
+    page = s.get(base_url + "/login?next=/admin")
+    resp = s.post(base_url + "/login", data={"csrf_token": csrf_of(page.text),
+                                             "username": username, "password": PASSWORD,
+                                             "next": "/admin"})
+    resp = s.post(base_url + "/login/totp", data={
+        "csrf_token": csrf_of(resp.text), "code": totp_code(secret), "next": "/admin"})
+    assert resp.status_code == 200 and "Administration" in resp.text, resp.text[:300]
+    return s

@@ -21,10 +21,13 @@ from authserver.oauth import storage
 __all__ = [
     "current_user", "current_session", "check_password", "begin_second_factor",
     "pending_user", "verify_totp", "sign_in", "sign_out", "safe_next", "MAX_TOTP_FAILURES",
+    "totp_failures", "enrolment_secret", "confirm_enrolment", "SECOND_FACTOR_SECONDS",
 ]
 
 #: Wrong TOTP codes allowed per sign-in before it starts over.
 MAX_TOTP_FAILURES = 5
+#: Seconds between the password and the second step (TOTP or enrolment) before starting over.
+SECOND_FACTOR_SECONDS = 600
 
 
 def current_session() -> UserSession | None:
@@ -54,14 +57,31 @@ def check_password(username: str, password: str) -> User | None:
 
 
 def begin_second_factor(user: User) -> None:
-    """Password accepted; the TOTP step (or enrolment) comes next."""
+    """Password accepted; the TOTP step (or enrolment) comes next.
+
+    The cookie is signed but not server-side state, so it can be replayed: what bounds the
+    second step is kept where a replay cannot rewind it. ``pending_mark`` marks where this
+    sign-in starts in the audit log, and wrong codes are counted there (per user, since that
+    mark); ``pending_at`` bounds how long the password step stays good.
+    """
     session.clear()
     session["pending_uid"] = user.id
-    session["totp_failures"] = 0
+    session["pending_at"] = storage.now()
+    session["pending_mark"] = storage.audit_mark()
 
 
 def pending_user() -> User | None:
+    """The user who gave the right password in this sign-in, while the second step is due."""
+    started = session.get("pending_at")
+    if not isinstance(started, int) or storage.now() - started > SECOND_FACTOR_SECONDS:
+        return None
     return storage.get_user(session.get("pending_uid"))
+
+
+def totp_failures(user: User) -> int:
+    """Wrong TOTP codes of ``user`` since this sign-in's password step."""
+    return storage.count_events_since("login.totp_failed", user.id,
+                                      int(session.get("pending_mark") or 0))
 
 
 def totp_secret(user: User) -> str | None:
@@ -72,16 +92,20 @@ def totp_secret(user: User) -> str | None:
 
 def verify_totp(user: User, code: str, now: datetime | None = None) -> bool:
     """Check a TOTP code once: the accepted time-step is remembered, replays refused.
-    After :data:`MAX_TOTP_FAILURES` wrong codes the sign-in starts over."""
+    After :data:`MAX_TOTP_FAILURES` wrong codes (of this user, in this sign-in) the sign-in
+    starts over: the pending state is cleared and the password must be given again."""
+    if totp_failures(user) >= MAX_TOTP_FAILURES:  # e.g. a replayed cookie of a spent sign-in
+        session.clear()
+        return False
     secret = totp_secret(user)
     step = None
     if secret:
-        step = totp.verify(secret, code or "", now or datetime.now(UTC), user.totp_last_step)
+        step = totp.verify(secret, code if isinstance(code, str) else "",
+                           now or datetime.now(UTC), user.totp_last_step)
     if step is None:
-        session["totp_failures"] = session.get("totp_failures", 0) + 1
         audit.record("login.totp_failed", user_id=user.id)
         db.session.commit()
-        if session["totp_failures"] >= MAX_TOTP_FAILURES:
+        if totp_failures(user) >= MAX_TOTP_FAILURES:
             session.clear()
         return False
     # Conditional update: two racing submissions of the same code cannot both pass.
@@ -149,12 +173,22 @@ def confirm_enrolment(user: User, code: str, now: datetime | None = None) -> boo
     from authserver.auth.secrets_box import seal
 
     secret = enrolment_secret(user)
-    step = totp.verify(secret, code or "", now or datetime.now(UTC), None)
+    step = totp.verify(secret, code if isinstance(code, str) else "", now or datetime.now(UTC),
+                       None)
     if step is None:
         return False
-    user.totp_secret_enc = seal(secret, purpose=f"totp:{user.id}")
-    user.totp_last_step = step
+    # Conditional update: a second enrolment page (say, an attacker who also has the password
+    # and opened it earlier) can never replace a secret the user has already confirmed.
+    res = db.session.execute(
+        User.__table__.update()
+        .where(User.id == user.id, User.totp_secret_enc.is_(None))
+        .values(totp_secret_enc=seal(secret, purpose=f"totp:{user.id}"), totp_last_step=step))
+    if res.rowcount != 1:
+        db.session.rollback()
+        db.session.expire(user)
+        return False
     audit.record("user.totp_enrolled", user_id=user.id)
     db.session.commit()
+    db.session.expire(user)
     session.pop("enrol_secret", None)
     return True

@@ -22,6 +22,7 @@ from authserver.extensions import db
 from authserver.models import PendingAuthorization, User, UserSession
 from authserver.oauth import storage
 from authserver.oauth.grants import Authorization
+from authserver.oauth.launch import quote_param
 from authserver.oauth.server import authorization
 from authserver.smart.scopes import (
     ConsentItem,
@@ -31,7 +32,11 @@ from authserver.smart.scopes import (
     granted_from_choice,
 )
 
-__all__ = ["Step", "begin", "resume", "decide", "choose_patient", "KNOWN_PARAMS"]
+__all__ = ["Step", "begin", "resume", "decide", "choose_patient", "picker_check",
+           "KNOWN_PARAMS"]
+
+#: The role that may pick any patient and use EHR launches.
+CLINICIAN = "clinician"
 
 #: Parameters kept with a parked request; anything else is ignored (RFC 6749 §3.1).
 KNOWN_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state", "aud",
@@ -85,7 +90,12 @@ class _MultiPayload(BasicOAuth2Payload):
     """A payload over a werkzeug MultiDict that keeps repeated values visible."""
 
     def __init__(self, values: Any) -> None:
-        super().__init__({k: values.get(k) for k in values})
+        data = {k: values.get(k) for k in values}
+        if data.get("response_type") not in (None, "code"):
+            # Authlib quotes an unsupported response_type in its error_description, which
+            # must be printable ASCII (else Authlib raises: a 500).
+            data["response_type"] = quote_param(data["response_type"])
+        super().__init__(data)
         self._datalist = {k: values.getlist(k) for k in values}
 
 
@@ -99,13 +109,28 @@ def _needs_patient(scopes: list[Scope]) -> bool:
                (s.resource is not None and s.resource.context == "patient") for s in scopes)
 
 
+def _own_patient(user: User) -> str | None:
+    if user.fhir_user and user.fhir_user.startswith("Patient/"):
+        return user.fhir_user.split("/", 1)[1]
+    return None
+
+
 def _context(grant: Any, user: User, pending: PendingAuthorization) -> dict[str, Any] | Step:
-    """The launch context, or a Step (patient picker, or an error)."""
+    """The launch context, or a Step (patient picker, or an error).
+
+    Only clinicians choose a patient (the picker) or use an EHR launch for any patient; a
+    patient gets their own record only, in a standalone launch and in an EHR launch alike.
+    """
     smart = grant.request.smart
     launch = smart.launch
     if launch is not None:
         if launch.user_id is not None and launch.user_id != user.id:
             raise InvalidRequestError("'launch' was made for another user")
+        if user.role == "patient":
+            if launch.patient != _own_patient(user):
+                raise AccessDeniedError("This launch is for another patient's record")
+        elif user.role != CLINICIAN:
+            raise AccessDeniedError("Only clinicians can use an EHR launch")
         ctx = {"patient": launch.patient, "encounter": launch.encounter,
                "fhirContext": launch.fhir_context, "intent": launch.intent,
                "need_patient_banner": bool(launch.need_patient_banner),
@@ -114,9 +139,12 @@ def _context(grant: Any, user: User, pending: PendingAuthorization) -> dict[str,
     if not _needs_patient(smart.scopes):
         return {}
     if user.role == "patient":
-        if not user.fhir_user or not user.fhir_user.startswith("Patient/"):
+        own = _own_patient(user)
+        if own is None:
             raise AccessDeniedError("There is no patient record for this account")
-        return {"patient": user.fhir_user.split("/", 1)[1]}
+        return {"patient": own}
+    if user.role != CLINICIAN:
+        raise AccessDeniedError("Only clinicians can choose a patient")
     if pending.patient:
         return {"patient": pending.patient}
     return Step("pick_patient", pending=pending, client=grant.client.row)
@@ -125,10 +153,36 @@ def _context(grant: Any, user: User, pending: PendingAuthorization) -> dict[str,
 def _offered(grant: Any) -> list[ConsentItem]:
     scopes = grant.request.smart.scopes
     if grant.request.smart.launch is None:
-        # A standalone launch has no encounter to give (we do not advertise
-        # context-standalone-encounter): the hint is dropped, as SMART allows.
+        # `launch/encounter` in a standalone launch: DROPPED, not refused. SMART
+        # (scopes-and-launch-context, "Standalone apps"): "The EHR SHOULD provide the
+        # requested context ... unless otherwise noted" (a SHOULD; we have no encounter
+        # picker and do not advertise context-standalone-encounter), and RFC 6749 §3.3 lets
+        # the server grant fewer scopes than requested, saying so in the token response's
+        # `scope`. Refusing would break apps that ask for it only in case it is available.
         scopes = [s for s in scopes if s.raw != "launch/encounter"]
     return consent_items(scopes)
+
+
+def _with_launch(grant: Any, granted: list[Scope]) -> list[Scope]:
+    """SMART EHR launch: the granted scopes repeat `launch` (the context the EHR already
+    decided on is not the user's to untick), in front, once anything at all is granted."""
+    if grant.request.smart.launch is None or not granted:
+        return granted
+    launch = [s for s in grant.request.smart.scopes if s.kind == "launch"]
+    return launch + [s for s in granted if s.kind != "launch"]
+
+
+def picker_check(rid: str, user: User) -> Step | None:
+    """An error Step unless ``user`` is a clinician continuing their own parked request:
+    the registry is shown to no one else."""
+    pending = storage.get_pending(rid)
+    if pending is None or pending.user_id != user.id:
+        return Step("error_page", title="This sign-in request has expired",
+                    message="Go back to the app and start again.")
+    if user.role != CLINICIAN:
+        return Step("error_page", title="Only clinicians can choose a patient",
+                    message="Go back to the app and start again.", status=403)
+    return None
 
 
 def resume(rid: str, user: User, sess: UserSession) -> Step:
@@ -157,6 +211,7 @@ def resume(rid: str, user: User, sess: UserSession) -> Step:
     consent = storage.get_consent(user.id, pending.client_id)
     if consent is not None and {i.value for i in items} <= set(consent.requested.split()):
         granted = [i.scope for i in items if i.value in set(consent.scope.split())]
+        granted = _with_launch(grant, granted)
         if granted:
             return _issue(grant, req, pending, user, sess, granted, ctx)
     return Step("consent", items=items, client=grant.client.row, pending=pending)
@@ -164,12 +219,13 @@ def resume(rid: str, user: User, sess: UserSession) -> Step:
 
 def choose_patient(rid: str, user: User, patient_id: str) -> Step | None:
     """Record the picker's choice; an error Step when it is not a known patient."""
+    refused = picker_check(rid, user)
+    if refused is not None:
+        return refused
     pending = storage.get_pending(rid)
-    if pending is None or pending.user_id != user.id:
-        return Step("error_page", title="This sign-in request has expired",
-                    message="Go back to the app and start again.")
-    if storage.get_patient(patient_id or "") is None:
-        return Step("error_page", title="Unknown patient", message="Choose a patient from the list.")
+    if not isinstance(patient_id, str) or storage.get_patient(patient_id) is None:
+        return Step("error_page", title="Unknown patient",
+                    message="Choose a patient from the list.")
     pending.patient = patient_id
     db.session.commit()
     return None
@@ -191,6 +247,7 @@ def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[
         return ctx
     items = _offered(grant)
     granted = granted_from_choice(items, chosen) if decision == "allow" else []
+    granted = _with_launch(grant, granted)
     if not granted:
         audit.record("consent.denied", user_id=user.id, client_id=pending.client_id)
         storage.drop_pending(pending)

@@ -54,7 +54,10 @@ class OAuthClient(ClientMixin):
         if not isinstance(redirect_uri, str):
             return False
         registered = self.row.redirect_uris
-        if any(hmac.compare_digest(redirect_uri, r) for r in registered):
+        # compare_digest takes only ASCII str: compare bytes (no 500 on non-ASCII input).
+        asked_bytes = redirect_uri.encode("utf-8", "surrogatepass")
+        if any(hmac.compare_digest(asked_bytes, r.encode("utf-8", "surrogatepass"))
+               for r in registered):
             return True
         try:
             asked = urlsplit(redirect_uri)

@@ -10,7 +10,7 @@ import base64
 import threading
 import time
 
-from flask import Response, make_response
+from flask import Response, current_app, make_response
 from sqlalchemy import select
 
 from authserver.extensions import db
@@ -20,13 +20,19 @@ from authserver.oauth.clients import OAuthClient, origin_of
 __all__ = ["preflight", "allow_client_origin", "ORIGIN_CACHE_SECONDS"]
 
 ORIGIN_CACHE_SECONDS = 30.0
-_cache: dict[str, object] = {"at": 0.0, "origins": frozenset()}
+#: An origin not in the cache triggers a reload at most this often (new registrations).
+ORIGIN_MISS_RELOAD_SECONDS = 1.0
 _lock = threading.Lock()
 
 
-def _registered_origins() -> frozenset[str]:
+def _registered_origins(origin: str) -> frozenset[str]:
+    # One cache per app: several apps (tests, or instances in one process) never share it.
+    _cache = current_app.extensions.setdefault("authserver.cors_origins",
+                                               {"at": 0.0, "origins": frozenset()})
     with _lock:
-        if time.monotonic() - float(_cache["at"]) > ORIGIN_CACHE_SECONDS:
+        age = time.monotonic() - float(_cache["at"])
+        missing = origin not in _cache["origins"]  # type: ignore[operator]
+        if age > ORIGIN_CACHE_SECONDS or (missing and age > ORIGIN_MISS_RELOAD_SECONDS):
             origins = set()
             for meta in db.session.scalars(select(Client.client_metadata)
                                            .where(Client.disabled.is_(False))):
@@ -38,12 +44,12 @@ def _registered_origins() -> frozenset[str]:
 
 def preflight(origin: str | None, methods: str) -> Response:
     resp = make_response("", 204)
-    if origin and origin in _registered_origins():
+    resp.headers["Vary"] = "Origin"
+    if origin and origin in _registered_origins(origin):
         resp.headers["Access-Control-Allow-Origin"] = origin
         resp.headers["Access-Control-Allow-Methods"] = methods
         resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         resp.headers["Access-Control-Max-Age"] = "600"
-        resp.headers["Vary"] = "Origin"
     return resp
 
 

@@ -24,6 +24,7 @@ from flask import current_app
 from authserver.extensions import db
 from authserver.models import AuthorizationCode, User
 from authserver.oauth import storage
+from authserver.oauth.launch import quote_param
 from authserver.oauth.tokens import issue_tokens
 from authserver.smart.scopes import ScopeError, is_subset, parse_scopes
 
@@ -62,6 +63,34 @@ def _refresh_policy(client: Any, scope: str, session_id: str | None) -> tuple[bo
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     AUTHORIZATION_CODE_LENGTH = 43  # ~256 bits of the URL-safe alphabet
+
+    @staticmethod
+    def validate_no_multiple_request_parameter(request: Any) -> None:
+        """RFC 6749 §3.1: parameters "MUST NOT be included more than once".
+
+        Authlib checks this before the client is known, so every repeat became an error
+        page. Only a repeated ``client_id`` or ``redirect_uri`` must stay a page (the
+        redirect target is not trusted, RFC 6749 §4.1.2.1); any other repeat is refused by
+        :class:`~authserver.oauth.launch.SmartLaunch` once the redirect URI is validated,
+        and so goes back to the app as ``invalid_request``.
+        """
+        for param in ("client_id", "redirect_uri"):
+            if len(request.payload.datalist.get(param, [])) > 1:
+                raise InvalidRequestError(f"Multiple '{param}' in request")
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: Any) -> str:
+        """RFC 6749 §4.1.2.1: an unregistered ``redirect_uri`` is shown, never redirected.
+
+        Authlib quotes the raw URI in ``error_description``, whose characters are limited
+        to printable ASCII (it raises otherwise: a 500); here it is quoted safely.
+        """
+        asked = request.payload.redirect_uri
+        if asked and not client.check_redirect_uri(asked):
+            raise InvalidRequestError(
+                f"Redirect URI '{quote_param(asked, 200)}' is not registered for this app")
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request,
+                                                                                 client)
 
     def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
         auth: Authorization = request.user
@@ -115,9 +144,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         token = issue_tokens(client=client.row, grant=grant, scope=code.scope, user=user,
                              include_refresh=refresh, refresh_expires_at=refresh_exp,
                              nonce=code.nonce, auth_time=code.auth_time)
-        db.session.execute(
-            AuthorizationCode.__table__.update()
-            .where(AuthorizationCode.id == code.id).values(grant_id=grant.id))
+        if not storage.attach_grant_to_code(code.id, grant.id):
+            # A second redemption of this code came in while this one was issuing: RFC 6749
+            # §4.1.2 "the authorization server MUST deny the request" — both lose.
+            db.session.rollback()
+            raise InvalidGrantError("'code' was used more than once")
         db.session.commit()
         return token
 
@@ -125,16 +156,23 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return None  # persisted by issue_tokens
 
 
+def authenticate_for_grant(grant: Any) -> Any:
+    """Authenticate the client at the token endpoint and check it may use the grant type
+    (RFC 6749 §5.2 ``unauthorized_client``); sets and returns ``request.client``."""
+    client = grant.authenticate_token_endpoint_client()
+    if not client.check_grant_type(grant.GRANT_TYPE):
+        raise UnauthorizedClientError(
+            f"The client is not authorized to use 'grant_type={grant.GRANT_TYPE}'")
+    grant.request.client = client
+    return client
+
+
 class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def validate_token_request(self) -> None:
-        client = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(self.GRANT_TYPE):
-            raise UnauthorizedClientError(
-                f"The client is not authorized to use 'grant_type={self.GRANT_TYPE}'")
-        self.request.client = client
+        client = authenticate_for_grant(self)
         value = self.request.form.get("refresh_token")
         if not value:
             raise InvalidRequestError("Missing 'refresh_token'")
@@ -174,7 +212,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if grant.session_id:
             sess = storage.get_session(grant.session_id)
             refresh_exp = sess.expires_at if sess else None
+        # RFC 6749 §6: "the refresh token scope MUST be identical to that of the refresh
+        # token included by the client in the request" — a narrowed `scope` narrows only
+        # the access token.
         token = issue_tokens(client=client.row, grant=grant, scope=scope, user=user,
-                             include_refresh=refresh, refresh_expires_at=refresh_exp)
+                             include_refresh=refresh, refresh_expires_at=refresh_exp,
+                             refresh_scope=row.scope)
         db.session.commit()
         return 200, token, self.TOKEN_RESPONSE_HEADER

@@ -9,6 +9,8 @@ https://hl7.org/fhir/smart-app-launch/app-launch.html#obtain-authorization-code
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +20,12 @@ from flask import current_app
 from authserver.oauth import storage
 from authserver.smart.scopes import Scope, ScopeError, parse_scopes
 
-__all__ = ["SmartAuthorizeRequest", "SmartLaunch", "normalize_aud", "MAX_PARAM_LENGTH"]
+__all__ = ["SmartAuthorizeRequest", "SmartLaunch", "normalize_aud", "quote_param",
+           "MAX_PARAM_LENGTH",
+           "smart_style", "smart_style_url", "STYLE_PATH"]
+
+#: Where the SMART style document is served (``smart_style_url``).
+STYLE_PATH = "/smart-style.json"
 
 #: Longest accepted value of any /authorize parameter.
 MAX_PARAM_LENGTH = 4096
@@ -26,6 +33,40 @@ MAX_PARAM_LENGTH = 4096
 
 def normalize_aud(aud: str) -> str:
     return aud.strip().rstrip("/")
+
+
+def quote_param(value: str, limit: int = 64) -> str:
+    """``value`` made safe for an ``error_description``: RFC 6749 §4.1.2.1 "Values for the
+    error_description parameter MUST NOT include characters outside the set %x20-21 /
+    %x23-5B / %x5D-7E" (Authlib raises on them, which would be a 500). Other characters
+    become ``?`` (so the result never equals a different valid value) and it is shortened."""
+    safe = "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?"
+                   for c in str(value)[:limit])
+    return safe + ("..." if len(str(value)) > limit else "")
+
+
+def smart_style() -> dict[str, str]:
+    """The SMART style document, from the ``STYLE_*`` settings.
+
+    https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html#styling
+    """
+    conf = current_app.config
+    return {
+        "color_background": conf["STYLE_COLOR_BACKGROUND"],
+        "color_highlight": conf["STYLE_COLOR_HIGHLIGHT"],
+        "color_text": conf["STYLE_COLOR_TEXT"],
+        "font_family_body": conf["STYLE_FONT_FAMILY"],
+        "font_family_heading": conf["STYLE_FONT_FAMILY"],
+    }
+
+
+def smart_style_url() -> str:
+    """Absolute URL of :func:`smart_style`, versioned by its content. SMART: "EHRs SHALL
+    return a new URL value in the smart_style_url launch context parameter if the contents
+    of this JSON is changed" — so the URL carries a digest of the document."""
+    body = json.dumps(smart_style(), sort_keys=True, separators=(",", ":")).encode()
+    version = hashlib.sha256(body).hexdigest()[:12]
+    return f"{current_app.config['ISSUER']}{STYLE_PATH}?v={version}"
 
 
 @dataclass
@@ -57,9 +98,9 @@ class SmartLaunch:
         data = request.payload.data
         for key, values in request.payload.datalist.items():
             if len(values) > 1:
-                raise InvalidRequestError(f"Multiple '{key}' in request")
+                raise InvalidRequestError(f"Multiple '{quote_param(key)}' in request")
             if values and isinstance(values[0], str) and len(values[0]) > MAX_PARAM_LENGTH:
-                raise InvalidRequestError(f"'{key}' is too long")
+                raise InvalidRequestError(f"'{quote_param(key)}' is too long")
         if not data.get("state"):
             raise InvalidRequestError("Missing 'state'")
         aud = data.get("aud") or data.get("resource")

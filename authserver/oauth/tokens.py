@@ -20,7 +20,8 @@ from authserver.oauth import keystore, storage
 from authserver.smart.launch import token_context
 from authserver.smart.scopes import parse_scopes
 
-__all__ = ["issue_tokens", "access_token_claims", "build_id_token", "fhir_user_url"]
+__all__ = ["issue_tokens", "issue_client_credentials_token", "access_token_claims",
+           "build_id_token", "fhir_user_url"]
 
 
 def fhir_user_url(user: User | None, aud: str) -> str | None:
@@ -96,10 +97,13 @@ def issue_tokens(
     *, client: Client, grant: Grant, scope: str, user: User | None,
     include_refresh: bool, refresh_expires_at: int | None = None,
     nonce: str | None = None, auth_time: int | None = None, lifetime: int | None = None,
+    refresh_scope: str | None = None,
 ) -> dict[str, Any]:
     """Sign an access token (and id_token / refresh token where granted) for ``grant``.
 
-    Adds the refresh token row to the session; the caller commits.
+    ``refresh_scope`` is the new refresh token's scope when it differs from ``scope`` (a
+    refresh that narrowed the access token). Adds the refresh token row to the session;
+    the caller commits.
     """
     conf = current_app.config
     lifetime = lifetime or conf["ACCESS_TOKEN_LIFETIME"]
@@ -126,8 +130,28 @@ def issue_tokens(
     expires_at = claims["exp"]
     if include_refresh and refresh_expires_at:
         refresh = storage.new_secret(32)
-        storage.save_refresh_token(refresh, grant, scope, refresh_expires_at)
+        storage.save_refresh_token(refresh, grant, refresh_scope or scope, refresh_expires_at)
         token["refresh_token"] = refresh
         expires_at = max(expires_at, refresh_expires_at)
     storage.touch_grant(grant, expires_at)
     return token
+
+
+def issue_client_credentials_token(*, client_id: str, scope: str, aud: str,
+                                   lifetime: int | None = None) -> dict[str, Any]:
+    """Sign a Backend Services access token: ``sub`` = ``client_id``, no refresh token.
+
+    Nothing is written to the database (this is the token endpoint's hot path): the token
+    has no grant (no ``gid`` claim), so it is revoked on its own by ``jti``
+    (``storage.revoke_access_token``) and ``storage.token_is_live(jti, None)`` checks it.
+    """
+    lifetime = lifetime or current_app.config["CLIENT_CREDENTIALS_TOKEN_LIFETIME"]
+    claims = access_token_claims(
+        client_id=client_id, sub=client_id, aud=aud, scope=scope, lifetime=lifetime,
+        grant_id=None, context={}, fhir_user=None)
+    return {
+        "access_token": keystore.get_signer().sign(claims, typ="at+jwt"),
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "scope": scope,
+    }

@@ -19,12 +19,13 @@ def enrol():
     if user.has_totp:
         return redirect(url_for("login.totp", next=nxt), 303)
     secret = auth.enrolment_secret(user)
-    uri = totp.provisioning_uri(secret, user.username,
-                                current_app.config["ISSUER"].split("://", 1)[-1])
+    uri = totp.provisioning_uri(secret, user.username, current_app.config["TOTP_ISSUER"])
     if request.method == "POST":
         if auth.confirm_enrolment(user, request.form.get("code", "")):
             auth.sign_in(user)
             return redirect(nxt, 303)
+        if user.has_totp:  # enrolled meanwhile from another page: use the TOTP step
+            return redirect(url_for("login.totp", next=nxt), 303)
         return render_template("enrol.html", secret=secret, qr=totp.qr_svg(uri), next=nxt,
                                error="That code is not right. Try the current one."), 401
     return render_template("enrol.html", secret=secret, qr=totp.qr_svg(uri), next=nxt,

@@ -1,4 +1,6 @@
-"""The patient picker of a clinician's standalone launch."""
+"""The patient picker of a clinician's standalone launch (SMART App Launch 2.2,
+https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html#standalone-apps:
+``launch/patient`` — "Need patient context at launch time")."""
 
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ def pick():
         if step is not None:
             return error_page(step.title, step.message, step.status)
         return redirect(url_for("authorize.resume", req=rid), 303)
+    refused = flow.picker_check(rid, user)  # the registry is shown to clinicians only
+    if refused is not None:
+        return error_page(refused.title, refused.message, refused.status)
     q, born = request.args.get("q", "")[:100], request.args.get("birth_date", "")[:10]
     patients = storage.search_patients(q, born)
-    return render_template("picker.html", patients=patients, req=rid, q=q, birth_date=born)
+    return render_template("picker.html", patients=patients, req=rid, q=q, birth_date=born,
+                           searched=bool(q or born))

@@ -11,7 +11,9 @@ from authserver.oauth.server import authorization
 bp = Blueprint("token", __name__)
 
 
-@bp.route("/token", methods=["POST"])
+# provide_automatic_options=False: else Flask's own OPTIONS answer (no CORS headers) wins
+# over the preflight below.
+@bp.route("/token", methods=["POST"], provide_automatic_options=False)
 @csrf.exempt
 def token() -> Response:
     resp = authorization.create_token_response()

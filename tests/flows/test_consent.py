@@ -1,0 +1,251 @@
+"""The consent page through real HTTP: per-scope choice, category sub-scopes, memory.
+
+SMART App Launch 2.2 scopes (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html);
+ONC §170.315(g)(10) CCG: the patient may authorize any subset of the requested scopes, and a
+resource-level Condition / Observation scope is offered as its category sub-scopes.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+import requests
+
+from tests.helpers import OAuthFlow, location_query, make_client, make_user, verify_jwt
+
+LAB = "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
+VITALS = ("patient/Observation.rs?category="
+          "http://terminology.hl7.org/CodeSystem/observation-category|vital-signs")
+PROBLEMS = ("patient/Condition.rs?category="
+            "http://terminology.hl7.org/CodeSystem/condition-category|problem-list-item")
+APP_SCOPES = ("openid fhirUser launch/patient offline_access patient/*.rs patient/*.read "
+              "patient/Observation.rs patient/Condition.rs patient/Patient.rs "
+              "patient/MedicationRequest.rs patient/Condition.read")
+
+
+@pytest.fixture
+def client(app):
+    make_user(app)
+    return make_client(app, scope=APP_SCOPES)
+
+
+def _to_consent(base_url: str, client: dict, scope: str, http=None) -> OAuthFlow:
+    flow = OAuthFlow(base_url, client, http or requests.Session(), scope=scope)
+    flow.authorize()
+    flow.follow()
+    flow.login()
+    return flow
+
+
+def _checkboxes(page: str) -> list[str]:
+    return re.findall(r'<input type="checkbox"[^>]*>', page)
+
+
+def test_consent_page_names_the_app_and_lists_every_scope_ticked(app, base_url):
+    from authserver.oauth.registration import register_client
+
+    make_user(app)
+    with app.app_context():
+        row, _ = register_client({
+            "client_name": "Growth <Chart> & Co", "redirect_uris": [OAuthFlow.redirect_uri],
+            "token_endpoint_auth_method": "none", "scope": APP_SCOPES,
+            "grant_types": ["authorization_code", "refresh_token"],
+            "logo_uri": "https://apps.example.org/logo.png",
+            "contacts": ["Example Health Apps Ltd"]})
+        client = {"client_id": row.client_id}
+    flow = _to_consent(base_url, client, "openid fhirUser launch/patient offline_access "
+                                         "patient/MedicationRequest.rs patient/*.rs")
+    page = flow.last.text
+    assert flow.last.status_code == 200
+    assert "Growth &lt;Chart&gt; &amp; Co" in page and "<Chart>" not in page
+    assert 'src="https://apps.example.org/logo.png"' in page
+    assert "Example Health Apps Ltd" in page
+    assert flow.consent_values() == ["openid", "fhirUser", "launch/patient", "offline_access",
+                                     "patient/MedicationRequest.rs", "patient/*.rs"]
+    boxes = _checkboxes(page)
+    assert len(boxes) == 6 and all(" checked" in b for b in boxes)
+    # plain words, one label per checkbox
+    text = html.unescape(page)
+    for words in ("Know who you are", "Stay connected when you are not using the app",
+                  "Read your medications", "including kinds added later",
+                  "Know which patient's record you are using"):
+        assert words in text, words
+    # Allow and Deny: two submit buttons of the same kind, side by side.
+    buttons = re.findall(r'<button type="submit" name="decision" value="(\w+)" '
+                         r'class="([^"]*)"', page)
+    assert [b[0] for b in buttons] == ["allow", "deny"]
+    assert all("primary" in b[1].split() for b in buttons)
+
+
+def test_consent_offers_category_sub_scopes_instead_of_whole_condition_and_observation(
+        client, base_url):
+    flow = _to_consent(base_url, client, "launch/patient patient/Observation.rs "
+                                         "patient/Condition.rs patient/Patient.rs")
+    values = flow.consent_values()
+    assert "patient/Observation.rs" not in values and "patient/Condition.rs" not in values
+    assert LAB in values and VITALS in values and PROBLEMS in values
+    assert "patient/Patient.rs" in values
+    assert sum(v.startswith("patient/Observation.rs?category=") for v in values) == 6
+    assert sum(v.startswith("patient/Condition.rs?category=") for v in values) == 3
+    text = html.unescape(flow.last.text)
+    assert "Read your lab results" in text and "Read your problem list" in text
+
+
+def test_consent_grants_exactly_the_patients_choice(client, base_url):
+    flow = _to_consent(base_url, client, "openid fhirUser launch/patient offline_access "
+                                         "patient/Observation.rs patient/MedicationRequest.rs")
+    chosen = [v for v in flow.consent_values()
+              if v not in ("offline_access", "patient/MedicationRequest.rs")
+              and not (v.startswith("patient/Observation") and v != LAB)]
+    assert LAB in chosen and len(chosen) == 4
+    flow.consent("allow", chosen)
+    body = flow.token(flow.code()).json()
+    # One scope unticked, one category sub-scope chosen (kept verbatim), nothing else.
+    assert body["scope"] == f"openid fhirUser launch/patient {LAB}"
+    assert "refresh_token" not in body  # offline_access was unticked
+    claims = verify_jwt(flow.base_url, body["access_token"], audience=flow.aud)
+    assert claims["scope"] == body["scope"]
+
+
+def test_consent_values_not_offered_are_ignored(client, base_url):
+    flow = _to_consent(base_url, client, "launch/patient patient/Patient.rs")
+    flow.consent("allow", ["launch/patient", "patient/Patient.rs", "patient/*.rs",
+                           "user/*.cruds", "offline_access"])
+    body = flow.token(flow.code()).json()
+    assert body["scope"] == "launch/patient patient/Patient.rs"
+
+
+def test_consent_deny_is_access_denied(client, base_url):
+    flow = _to_consent(base_url, client, "openid launch/patient patient/Patient.rs")
+    flow.consent("deny")
+    q = location_query(flow.last)
+    assert q["error"] == "access_denied" and "code" not in q
+    assert q["state"] == flow.state and q["iss"] == base_url
+    assert flow.last.status_code == 303  # RFC 9700 §4.12: after a POST
+
+
+def test_consent_allow_with_nothing_ticked_is_access_denied(client, base_url):
+    flow = _to_consent(base_url, client, "openid launch/patient patient/Patient.rs")
+    flow.consent("allow", [])
+    q = location_query(flow.last)
+    assert q["error"] == "access_denied" and q["state"] == flow.state
+
+
+def test_consent_unknown_decision_grants_nothing(client, base_url):
+    flow = _to_consent(base_url, client, "openid launch/patient patient/Patient.rs")
+    flow.consent("maybe")
+    q = location_query(flow.last)
+    assert q["error"] == "access_denied" and "code" not in q
+
+
+def test_consent_without_csrf_token_is_refused(client, base_url):
+    flow = _to_consent(base_url, client, "launch/patient patient/Patient.rs")
+    req = re.search(r'name="req" value="([^"]*)"', flow.last.text).group(1)
+    resp = flow.http.post(base_url + "/authorize/continue", allow_redirects=False, data={
+        "req": html.unescape(req), "decision": "allow", "scope": "patient/Patient.rs"})
+    assert resp.status_code == 400 and "Location" not in resp.headers
+    resp = flow.http.post(base_url + "/authorize/continue", allow_redirects=False, data={
+        "req": html.unescape(req), "decision": "allow", "scope": "patient/Patient.rs",
+        "csrf_token": "forged"})
+    assert resp.status_code == 400 and "Location" not in resp.headers
+
+
+def test_consent_is_remembered_per_user_and_app(app, client, base_url):
+    http = requests.Session()
+    flow = _to_consent(base_url, client, "openid launch/patient patient/Patient.rs "
+                                         "patient/MedicationRequest.rs", http)
+    flow.consent("allow", ["openid", "launch/patient", "patient/Patient.rs"])
+    assert flow.token(flow.code()).status_code == 200
+    # Same (or fewer) scopes again, same browser: no consent page, the earlier choice.
+    again = OAuthFlow(base_url, client, http, scope="openid launch/patient patient/Patient.rs "
+                                                    "patient/MedicationRequest.rs")
+    again.authorize()
+    again.follow()
+    body = again.token(again.code()).json()
+    assert body["scope"] == "openid launch/patient patient/Patient.rs"
+    fewer = OAuthFlow(base_url, client, http, scope="launch/patient patient/Patient.rs")
+    fewer.authorize()
+    fewer.follow()
+    assert fewer.token(fewer.code()).json()["scope"] == "launch/patient patient/Patient.rs"
+    # A new scope asks again.
+    more = OAuthFlow(base_url, client, http, scope="openid launch/patient patient/Patient.rs "
+                                                   "offline_access")
+    more.authorize()
+    more.follow()
+    assert more.last.status_code == 200 and 'name="decision"' in more.last.text
+    assert "offline_access" in more.consent_values()
+    # Another app, same user: its own consent.
+    other = make_client(app, name="Other", scope=APP_SCOPES)
+    elsewhere = OAuthFlow(base_url, other, http, scope="launch/patient patient/Patient.rs")
+    elsewhere.authorize()
+    elsewhere.follow()
+    assert 'name="decision"' in elsewhere.last.text
+
+
+def test_consent_of_one_user_does_not_cover_another(app, client, base_url):
+    make_user(app, "bob", fhir_user="Patient/p2")
+    flow = _to_consent(base_url, client, "launch/patient patient/Patient.rs")
+    flow.consent("allow")
+    assert flow.token(flow.code()).status_code == 200
+    bob = OAuthFlow(base_url, client, requests.Session(),
+                    scope="launch/patient patient/Patient.rs")
+    bob.authorize()
+    bob.follow()
+    bob.login("bob")
+    assert 'name="decision"' in bob.last.text
+    bob.consent("allow")
+    assert bob.token(bob.code()).json()["patient"] == "p2"
+
+
+def test_consent_denied_is_not_remembered_as_a_grant(client, base_url):
+    http = requests.Session()
+    flow = _to_consent(base_url, client, "launch/patient patient/Patient.rs", http)
+    flow.consent("deny")
+    again = OAuthFlow(base_url, client, http, scope="launch/patient patient/Patient.rs")
+    again.authorize()
+    again.follow()
+    assert 'name="decision"' in again.last.text
+
+
+def test_consent_granted_scope_keeps_v1_and_v2_forms(client, base_url):
+    http = requests.Session()
+    v1 = _to_consent(base_url, client, "launch/patient patient/*.read openid", http)
+    v1.consent("allow")
+    assert v1.token(v1.code()).json()["scope"] == "launch/patient patient/*.read openid"
+    v2 = OAuthFlow(base_url, client, requests.Session(), scope="launch/patient patient/*.rs")
+    v2.authorize()
+    v2.follow()
+    v2.login()
+    v2.consent("allow")
+    assert v2.token(v2.code()).json()["scope"] == "launch/patient patient/*.rs"
+
+
+def test_consent_category_scope_requested_directly_is_kept_verbatim(client, base_url):
+    flow = _to_consent(base_url, client, f"launch/patient {VITALS}")
+    assert flow.consent_values() == ["launch/patient", VITALS]
+    flow.consent("allow")
+    body = flow.token(flow.code()).json()
+    assert body["scope"] == f"launch/patient {VITALS}"
+
+
+def test_consent_patient_without_a_record_is_access_denied(app, client, base_url):
+    make_user(app, "norecord", fhir_user=None)
+    flow = OAuthFlow(base_url, client, requests.Session(),
+                     scope="launch/patient patient/Patient.rs")
+    flow.authorize()
+    flow.follow()
+    flow.login("norecord")
+    q = location_query(flow.last)
+    assert q["error"] == "access_denied" and q["state"] == flow.state
+
+
+def test_consent_patient_context_is_the_users_own_record(app, client, base_url):
+    make_user(app, "carol", fhir_user="Patient/p3")
+    flow = OAuthFlow(base_url, client, requests.Session(),
+                     scope="openid fhirUser launch/patient patient/*.rs")
+    body = flow.run("carol")
+    assert body["patient"] == "p3"
+    idt = verify_jwt(base_url, body["id_token"], audience=client["client_id"])
+    assert idt["fhirUser"].endswith("/Patient/p3")

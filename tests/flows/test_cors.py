@@ -1,0 +1,84 @@
+"""CORS on POST /token for browser apps: their registered origins only, with a working
+OPTIONS preflight (SMART App Launch 2.2, "CORS"; Fetch standard CORS protocol
+https://fetch.spec.whatwg.org/#http-cors-protocol)."""
+
+from __future__ import annotations
+
+import requests
+
+from tests.helpers import OAuthFlow, make_client, make_user
+
+APP_ORIGIN = "https://growth-chart.example.org"
+OTHER_ORIGIN = "https://other-app.example.org"
+
+
+def _preflight(base_url: str, origin: str) -> requests.Response:
+    return requests.options(base_url + "/token", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+
+
+def test_cors_preflight_from_a_registered_origin_is_allowed(app, base_url):
+    make_client(app, redirect_uris=[APP_ORIGIN + "/callback"])
+    resp = _preflight(base_url, APP_ORIGIN)
+    assert resp.status_code in (200, 204)
+    assert resp.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert "POST" in resp.headers["Access-Control-Allow-Methods"]
+    allowed = {h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"content-type", "authorization"} <= allowed
+    assert "Origin" in resp.headers["Vary"]
+    assert "Access-Control-Allow-Credentials" not in resp.headers
+
+
+def test_cors_preflight_from_an_unregistered_origin_is_not_allowed(app, base_url):
+    make_client(app, redirect_uris=[APP_ORIGIN + "/callback"])
+    for origin in (OTHER_ORIGIN, "null", APP_ORIGIN + ":8443", "http://growth-chart.example.org"):
+        resp = _preflight(base_url, origin)
+        assert "Access-Control-Allow-Origin" not in resp.headers, origin
+        assert resp.status_code < 500
+
+
+def test_cors_preflight_sees_an_app_registered_after_start(app, base_url):
+    make_client(app, redirect_uris=[APP_ORIGIN + "/callback"])
+    assert _preflight(base_url, APP_ORIGIN).headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    make_client(app, redirect_uris=[OTHER_ORIGIN + "/cb"])
+    import time
+
+    time.sleep(1.1)  # a miss re-reads the registrations at most once a second
+    assert _preflight(base_url, OTHER_ORIGIN).headers.get(
+        "Access-Control-Allow-Origin") == OTHER_ORIGIN
+
+
+def test_cors_token_response_names_the_calling_clients_origin(app, base_url):
+    make_user(app)
+    client = make_client(app, redirect_uris=[APP_ORIGIN + "/callback"])
+    make_client(app, name="Other", redirect_uris=[OTHER_ORIGIN + "/callback"])
+    flow = OAuthFlow(base_url, client, requests.Session(),
+                     redirect_uri=APP_ORIGIN + "/callback")
+    flow.authorize()
+    flow.follow()
+    flow.login()
+    flow.consent()
+    code = flow.code()
+    data = {"grant_type": "authorization_code", "code": code,
+            "redirect_uri": flow.redirect_uri, "code_verifier": flow.verifier,
+            "client_id": client["client_id"]}
+    # Another registered app's origin cannot read this client's tokens.
+    wrong = requests.post(base_url + "/token", data={**data, "code": "bogus"},
+                          headers={"Origin": OTHER_ORIGIN})
+    assert "Access-Control-Allow-Origin" not in wrong.headers
+    resp = requests.post(base_url + "/token", data=data, headers={"Origin": APP_ORIGIN})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert "Origin" in resp.headers["Vary"]
+    # Errors are readable by the app too (so it can tell what went wrong).
+    again = requests.post(base_url + "/token", data=data, headers={"Origin": APP_ORIGIN})
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert again.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+
+
+def test_cors_discovery_is_open_to_any_origin(base_url):
+    for path in ("/.well-known/smart-configuration", "/.well-known/openid-configuration",
+                 "/.well-known/jwks.json"):
+        resp = requests.get(base_url + path, headers={"Origin": OTHER_ORIGIN})
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
