@@ -93,9 +93,9 @@ def enrol_totp(username: str) -> dict[str, Any]:
     user.totp_last_step = None
     audit.record("user.totp_enrolled", user_id=user.id)
     db.session.commit()
-    issuer_name = current_app.config["ISSUER"].split("://", 1)[-1]
     return {"secret": secret,
-            "otpauth_uri": totp.provisioning_uri(secret, user.username, issuer_name)}
+            "otpauth_uri": totp.provisioning_uri(secret, user.username,
+                                                 current_app.config["TOTP_ISSUER"])}
 
 
 def create_client(*, name: str, redirect_uris: list[str], scope: str = "",
@@ -143,33 +143,66 @@ def create_launch(*, patient: str, encounter: str | None = None, fhir_context: A
                   need_patient_banner: bool = False, intent: str | None = None,
                   smart_style_url: str | None = None, tenant: str | None = None,
                   username: str | None = None, aud: str | None = None,
-                  client_id: str | None = None) -> dict[str, Any]:
+                  client_id: str | None = None, created_by: str | None = None
+                  ) -> dict[str, Any]:
+    """An EHR launch context (single use, ``LAUNCH_LIFETIME`` seconds), for the CLI and for
+    ``POST /launch``. Errors name the parameter as the JSON body spells it."""
+    from authserver.oauth.launch import smart_style_url as default_style_url
     from authserver.smart.launch import LaunchError, validate_fhir_context
 
     conf = current_app.config
-    if not _FHIR_ID.match(patient or ""):
-        raise AdminError("--patient must be a FHIR id")
-    if encounter is not None and not _FHIR_ID.match(encounter):
-        raise AdminError("--encounter must be a FHIR id")
+    if not isinstance(patient, str) or not _FHIR_ID.match(patient):
+        raise AdminError("'patient' must be a FHIR id ([A-Za-z0-9-.], at most 64)")
+    if encounter is not None and (not isinstance(encounter, str)
+                                  or not _FHIR_ID.match(encounter)):
+        raise AdminError("'encounter' must be a FHIR id ([A-Za-z0-9-.], at most 64)")
     try:
         fhir_context = validate_fhir_context(fhir_context)
     except LaunchError as exc:
-        raise AdminError(f"--fhir-context: {exc}") from None
-    aud = (aud or conf["FHIR_BASE_URL"]).rstrip("/")
+        raise AdminError(f"'fhirContext': {exc}") from None
+    for name, value in (("intent", intent), ("tenant", tenant)):
+        if value is not None and (not isinstance(value, str) or not value
+                                  or len(value) > _MAX_LAUNCH_TEXT):
+            raise AdminError(f"'{name}' must be a string of 1 to {_MAX_LAUNCH_TEXT} characters")
+    if not isinstance(need_patient_banner, bool):
+        raise AdminError("'need_patient_banner' must be true or false")
+    if smart_style_url is not None and not _is_absolute_url(smart_style_url):
+        raise AdminError("'smart_style_url' must be an absolute http(s) URL")
+    if aud is not None and not isinstance(aud, str):
+        raise AdminError("'aud' must be one of AUTHSERVER_FHIR_BASE_URL")
+    aud = (aud or conf["FHIR_BASE_URL"]).strip().rstrip("/")
     if aud not in conf["FHIR_BASE_URLS"]:
-        raise AdminError("--aud must be one of AUTHSERVER_FHIR_BASE_URL")
+        raise AdminError("'aud' must be one of AUTHSERVER_FHIR_BASE_URL")
     user_id = None
-    if username:
-        user = storage.get_user_by_username(username)
+    if username is not None:
+        user = storage.get_user_by_username(username) if isinstance(username, str) else None
         if user is None:
-            raise AdminError(f"no user {username!r}")
+            raise AdminError("'user' is not a known user")
         user_id = user.id
     value = storage.create_launch(
         conf["LAUNCH_LIFETIME"], client_id=client_id, user_id=user_id, aud=aud,
         patient=patient, encounter=encounter, fhir_context=fhir_context, intent=intent,
         need_patient_banner=need_patient_banner,
-        smart_style_url=smart_style_url or conf["ISSUER"] + "/smart-style.json", tenant=tenant)
+        smart_style_url=smart_style_url or default_style_url(), tenant=tenant)
+    audit.record("launch.created", client_id=created_by, user_id=user_id,
+                 via="api" if created_by else "cli")
+    db.session.commit()
     return {"launch": value, "iss": aud, "expires_in": conf["LAUNCH_LIFETIME"]}
+
+
+_MAX_LAUNCH_TEXT = 255
+
+
+def _is_absolute_url(value: Any) -> bool:
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str) or len(value) > 512 or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def add_patient(patient_id: str, name: str, birth_date: str | None) -> dict[str, Any]:
@@ -207,3 +240,107 @@ def export_well_known(directory: Path) -> dict[str, Any]:
 
 def database_error(exc: SQLAlchemyError) -> AdminError:
     return AdminError(f"database error ({exc.__class__.__name__})")
+
+
+# ---- pages: the developer portal and the admin console ------------------------------
+
+def list_clients(owner_id: int | None = None) -> list[Any]:
+    from authserver.models import Client
+
+    stmt = select(Client).where(Client.kind == "app").order_by(Client.created_at.desc())
+    if owner_id is not None:
+        stmt = stmt.where(Client.owner_id == owner_id)
+    return list(db.session.scalars(stmt))
+
+
+def set_client_enabled(client_id: str, enabled: bool, *, by: int) -> bool:
+    """Enable or disable an app; disabling also ends every grant it holds."""
+    from authserver.models import Client, Grant
+
+    row = db.session.scalars(select(Client).where(Client.client_id == client_id)).first()
+    if row is None:
+        return False
+    row.disabled = not enabled
+    audit.record("client.enabled" if enabled else "client.disabled", user_id=by,
+                 client_id=client_id)
+    db.session.commit()
+    if not enabled:
+        ids = list(db.session.scalars(select(Grant.id).where(
+            Grant.client_id == client_id, Grant.revoked_at.is_(None))))
+        for gid in ids:
+            storage.revoke_grant(gid)
+    return True
+
+
+def register_portal_app(owner: User, form: dict[str, Any]) -> dict[str, Any]:
+    """An app registered on the developer page. ``kind`` is one of:
+
+    - ``public``: a browser or native app (PKCE, no secret);
+    - ``confidential``: a server-side app with a secret (client_secret_basic);
+    - ``asymmetric``: a server-side app with a key pair (private_key_jwt);
+    - ``backend``: a backend service (client_credentials + private_key_jwt, ``system/``
+      scopes). SMART wants backend services to authenticate with assertions, so that is
+      the only method offered; such an app starts disabled until an administrator approves
+      it, since it reaches data without any user's consent.
+    """
+    kind = form.get("kind", "public")
+    jwks: Any = None
+    if form.get("jwks"):
+        try:
+            jwks = json.loads(form["jwks"])
+        except ValueError:
+            raise AdminError("The JWK Set is not valid JSON") from None
+    lines = [u.strip() for u in str(form.get("redirect_uris", "")).splitlines() if u.strip()]
+    scope = " ".join(str(form.get("scope", "")).split())
+    launch = [u.strip() for u in str(form.get("launch_uri", "")).splitlines() if u.strip()]
+    if kind == "backend":
+        if any(not s.startswith("system/") for s in scope.split()):
+            raise AdminError("A backend service asks for system/ scopes only")
+        body = create_client(name=form.get("name", ""), redirect_uris=[], scope=scope,
+                             auth_method="private_key_jwt", jwks=jwks,
+                             jwks_uri=form.get("jwks_uri") or None,
+                             grant_types=["client_credentials"], owner_id=owner.id)
+        set_client_enabled(body["client_id"], False, by=owner.id)
+        body["pending_approval"] = True
+        return body
+    if any(s.startswith("system/") for s in scope.split()):
+        raise AdminError("system/ scopes are for backend services")
+    method = {"public": "none", "confidential": "client_secret_basic",
+              "asymmetric": "private_key_jwt"}.get(kind)
+    if method is None:
+        raise AdminError("Choose the kind of app")
+    return create_client(name=form.get("name", ""), redirect_uris=lines, scope=scope,
+                         auth_method=method, jwks=jwks, jwks_uri=form.get("jwks_uri") or None,
+                         grant_types=["authorization_code", "refresh_token"],
+                         launch_uris=launch, owner_id=owner.id)
+
+
+def list_users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.username)))
+
+
+def set_user_enabled(user_id: int, enabled: bool, *, by: int) -> bool:
+    user = db.session.get(User, user_id)
+    if user is None or user.id == by:
+        return False  # an admin cannot lock themselves out
+    user.disabled = not enabled
+    audit.record("user.enabled" if enabled else "user.disabled", user_id=by,
+                 target=user.username)
+    db.session.commit()
+    if not enabled:
+        from sqlalchemy import update
+
+        from authserver.models import UserSession
+
+        db.session.execute(update(UserSession).where(UserSession.user_id == user.id,
+                                                     UserSession.ended_at.is_(None))
+                           .values(ended_at=storage.now()))
+        db.session.commit()
+    return True
+
+
+def recent_audit(limit: int = 200) -> list[Any]:
+    from authserver.models import AuditEvent
+
+    return list(db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())
+                                   .limit(limit)))

@@ -1,0 +1,128 @@
+"""POST /launch: an EHR creates a SMART EHR-launch context and gets its opaque ``launch`` value.
+
+SMART App Launch 2.2, EHR launch (https://hl7.org/fhir/smart-app-launch/app-launch.html#launch-app-ehr-launch):
+the EHR opens the app with ``iss`` and ``launch``; the app passes ``launch`` back to
+/authorize. How the EHR makes the value is not standardized; here it is this endpoint.
+
+- The caller is an app client authenticated with its secret (``client_secret_basic`` or
+  ``client_secret_post``, whichever it registered) and given the launch permission
+  (``can_launch``, ``authserver client create --can-launch``).
+- Without or with bad credentials: 401 ``invalid_client`` (RFC 6749 §5.2: "If the client
+  attempted to authenticate via the Authorization request header field, the authorization
+  server MUST respond with an HTTP 401"; we answer 401 for every failed authentication).
+- Authenticated but without the permission: 403 ``unauthorized_client`` (RFC 6749 §5.2:
+  "The authenticated client is not authorized to use this ..."). Not ``access_denied``: that
+  code means the resource owner refused at /authorize; here nobody refused, the client
+  simply lacks the permission.
+- Body: JSON object, or form fields (``fhirContext`` then a JSON string,
+  ``need_patient_banner`` ``true``/``false``). Answer 201 ``{"launch", "iss", "expires_in"}``
+  with ``Cache-Control: no-store`` (the value is a bearer credential for the launch).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from authlib.oauth2.rfc6749.errors import InvalidClientError
+from flask import Blueprint, Response, jsonify, request
+
+from authserver import admin
+from authserver.extensions import csrf
+from authserver.oauth.server import authorization
+
+bp = Blueprint("launch", __name__)
+
+#: Body members accepted; anything else is ignored.
+FIELDS = ("patient", "encounter", "fhirContext", "intent", "need_patient_banner",
+          "smart_style_url", "tenant", "user", "aud")
+_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+
+
+class LaunchRequestError(Exception):
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+def _json(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Pragma"] = "no-cache"
+    for key, value in (headers or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
+def _error(status: int, error: str, description: str, **headers: str) -> Response:
+    return _json({"error": error, "error_description": description}, status, headers)
+
+
+def _form_body() -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for key in FIELDS:
+        values = request.form.getlist(key)
+        if len(values) > 1:
+            raise LaunchRequestError(f"Multiple '{key}' in request")
+        if values:
+            body[key] = values[0]
+    if "fhirContext" in body:
+        try:
+            body["fhirContext"] = json.loads(body["fhirContext"])
+        except ValueError:
+            raise LaunchRequestError("'fhirContext' must be a JSON array") from None
+    if "need_patient_banner" in body:
+        flag = body["need_patient_banner"].strip().lower()
+        if flag not in _TRUE + _FALSE:
+            raise LaunchRequestError("'need_patient_banner' must be true or false")
+        body["need_patient_banner"] = flag in _TRUE
+    return body
+
+
+def parse_body() -> dict[str, Any]:
+    """The launch parameters of a JSON or form body (raises :class:`LaunchRequestError`)."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise LaunchRequestError("The body must be a JSON object")
+        body = {k: data[k] for k in FIELDS if k in data and data[k] is not None}
+    elif request.mimetype == "application/x-www-form-urlencoded":
+        body = _form_body()
+    else:
+        raise LaunchRequestError("Send application/json or application/x-www-form-urlencoded")
+    if "patient" not in body:
+        raise LaunchRequestError("Missing 'patient'")
+    return body
+
+
+def authenticate_launcher() -> Any:
+    """The authenticated client (raises InvalidClientError)."""
+    req = authorization.create_oauth2_request(request)
+    try:
+        return authorization.authenticate_client(req, _AUTH_METHODS, endpoint="launch")
+    except ValueError:  # e.g. Basic credentials that are not UTF-8 (Authlib does not catch it)
+        raise InvalidClientError(status_code=401) from None
+
+
+@bp.route("/launch", methods=["POST"])
+@csrf.exempt  # called by an EHR's back end, authenticated by its client secret
+def create_launch() -> Response:
+    try:
+        client = authenticate_launcher()
+    except InvalidClientError:
+        return _error(401, "invalid_client", "Client authentication failed",
+                      **{"WWW-Authenticate": 'Basic realm="launch"'})
+    if not client.row.can_launch:
+        return _error(403, "unauthorized_client", "This client may not create launch contexts")
+    try:
+        p = parse_body()
+        made = admin.create_launch(
+            patient=p["patient"], encounter=p.get("encounter"), fhir_context=p.get("fhirContext"),
+            need_patient_banner=p.get("need_patient_banner", False), intent=p.get("intent"),
+            smart_style_url=p.get("smart_style_url"), tenant=p.get("tenant"),
+            username=p.get("user"), aud=p.get("aud"), created_by=client.client_id)
+    except (LaunchRequestError, admin.AdminError) as exc:
+        return _error(400, "invalid_request", str(exc))
+    return _json(made, 201)
