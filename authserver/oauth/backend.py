@@ -1,0 +1,100 @@
+"""The ``client_credentials`` grant for SMART Backend Services.
+
+- RFC 6749 §4.4 (client credentials grant) https://www.rfc-editor.org/rfc/rfc6749#section-4.4
+- SMART App Launch 2.2, Backend Services
+  https://hl7.org/fhir/smart-app-launch/backend-services.html
+
+SMART asks backend services to authenticate with ``private_key_jwt``; a client registered
+explicitly for ``client_credentials`` with a secret method (internal services) is accepted
+too. Only ``system/`` scopes are granted, narrowed to what the client registered: each
+requested scope the registration covers is kept as requested, the others are dropped, and
+the request fails with ``invalid_scope`` only when nothing is left (RFC 6749 §3.3 lets the
+server grant less than asked; the ``scope`` in the response says exactly what was granted,
+as on the authorization-code path). No refresh token; ``sub`` is the client id; nothing is
+written to the database (see :func:`authserver.oauth.tokens.issue_client_credentials_token`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import (
+    InvalidRequestError,
+    InvalidScopeError,
+)
+from flask import current_app
+
+from authserver.oauth.grants import authenticate_for_grant
+from authserver.oauth.launch import normalize_aud
+from authserver.oauth.tokens import issue_client_credentials_token
+from authserver.smart.scopes import Scope, ScopeError, format_scopes, narrow, parse_scopes
+
+__all__ = ["ClientCredentialsGrant", "system_scope"]
+
+
+def _safe_description(text: str) -> str:
+    # RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+    text = text.replace('"', "'")
+    return "".join(c for c in text if " " <= c <= "~" and c != "\\")[:300]
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> tuple[Scope, ...]:
+    # Pure and immutable (frozen dataclasses): the same few scope strings come on every
+    # request of a backend service, so parse each once per process.
+    return tuple(parse_scopes(text))
+
+
+def system_scope(requested: str | None, registered: str) -> str:
+    """The granted scope: requested ``system/`` scopes the registration covers.
+
+    Raises ``invalid_scope`` when ``scope`` is missing or malformed or nothing is left.
+    """
+    if not requested:
+        # RFC 6749 §3.3: without a default the server MUST fail the request "indicating an
+        # invalid scope"; SMART Backend Services: scope is REQUIRED.
+        raise InvalidScopeError("Missing 'scope': request the system/ scopes you need")
+    try:
+        asked = [s for s in _parsed(requested)
+                 if s.resource is not None and s.resource.context == "system"]
+        kept = narrow(asked, list(_parsed(registered)))
+    except ScopeError as exc:
+        raise InvalidScopeError(_safe_description(str(exc))) from None
+    if not kept:
+        raise InvalidScopeError(
+            "None of the requested scopes is a 'system/' scope registered for this client")
+    return format_scopes(kept)
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    #: SMART Backend Services authenticate with private_key_jwt (listed first: it is the
+    #: expected one); secret methods only reach clients registered with them.
+    TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt", "client_secret_basic",
+                                   "client_secret_post"]
+
+    def validate_token_request(self) -> None:
+        client = authenticate_for_grant(self)
+        self.request.smart_scope = system_scope(self.request.payload.scope, client.row.scope)
+        self.request.smart_aud = self._audience()
+
+    def _audience(self) -> str:
+        """The FHIR server the token is for: ``aud`` (or RFC 8707 ``resource``) when sent,
+        which must be a FHIR base this server protects; else the default one."""
+        data = self.request.payload.data
+        asked = data.get("aud") or data.get("resource")
+        bases = current_app.config["FHIR_BASE_URLS"]
+        if not asked:
+            return bases[0]
+        aud = normalize_aud(str(asked))
+        if aud not in bases:
+            raise InvalidRequestError("'aud' is not a FHIR server this server protects")
+        return aud
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        # RFC 6749 §4.4.3: "A refresh token SHOULD NOT be included."
+        token = issue_client_credentials_token(
+            client_id=self.request.client.client_id, scope=self.request.smart_scope,
+            aud=self.request.smart_aud)
+        return 200, token, self.TOKEN_RESPONSE_HEADER

@@ -1,0 +1,227 @@
+"""private_key_jwt with keys at the client's ``jwks_uri``, served by a real local HTTP server:
+fetch, Cache-Control, key rotation, failures (SMART client-confidential-asymmetric)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.flows.test_private_key_jwt import (
+    ClientKey,
+    assert_refused,
+    assertion,
+    backend_client,
+    cc_token,
+    jwks_of,
+)
+
+
+class JwksServer:
+    """A client's key server: serves ``body`` with ``headers``; counts requests."""
+
+    def __init__(self) -> None:
+        self.body = b'{"keys": []}'
+        self.status = 200
+        self.headers: dict[str, str] = {"Cache-Control": "max-age=300"}
+        self.hits = 0
+        self.send_length = True
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                outer.hits += 1
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                if outer.send_length:  # else the body ends when the connection closes
+                    self.send_header("Content-Length", str(len(outer.body)))
+                for name, value in outer.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/jwks.json"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def serve(self, *keys: ClientKey, cache_control: str | None = "max-age=300") -> None:
+        self.body = json.dumps(jwks_of(*keys)).encode()
+        self.headers = {"Cache-Control": cache_control} if cache_control else {}
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JwksServer]:
+    server = JwksServer()
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+def _ok(base_url: str, key: ClientKey, client: dict) -> None:
+    resp = cc_token(base_url, assertion(key, client["client_id"], base_url))
+    assert resp.status_code == 200, resp.text
+
+
+def test_jwks_uri_key_rotation_new_kid_fetched_old_refused(app, base_url, jwks_server):
+    old, new = ClientKey("ES384"), ClientKey("RS384")
+    jwks_server.serve(old)
+    c = backend_client(app, jwks_uri=jwks_server.url)
+    _ok(base_url, old, c)
+    _ok(base_url, old, c)
+    assert jwks_server.hits == 1  # cached for max-age=300
+    # The client rotates: the new key replaces the old one at its jwks_uri.
+    jwks_server.serve(new)
+    _ok(base_url, new, c)  # unknown kid -> fetched again
+    assert jwks_server.hits == 2
+    assert_refused(cc_token(base_url, assertion(old, c["client_id"], base_url)),
+                   "no key of the client matches")
+
+
+def test_jwks_uri_unknown_kid_refetched_at_most_once_a_minute(app, base_url, jwks_server):
+    first, second, third = ClientKey(), ClientKey(), ClientKey()
+    jwks_server.serve(first)
+    c = backend_client(app, jwks_uri=jwks_server.url)
+    _ok(base_url, first, c)
+    jwks_server.serve(second)
+    _ok(base_url, second, c)
+    jwks_server.serve(third)
+    # A forged or rotated kid cannot make us hammer the client's server.
+    for _ in range(3):
+        assert_refused(cc_token(base_url, assertion(third, c["client_id"], base_url)),
+                       "no key of the client matches")
+    assert jwks_server.hits == 2
+
+
+def test_jwks_uri_no_store_is_fetched_every_time(app, base_url, jwks_server):
+    key = ClientKey()
+    jwks_server.serve(key, cache_control="no-store")
+    c = backend_client(app, jwks_uri=jwks_server.url)
+    for _ in range(3):
+        _ok(base_url, key, c)
+    assert jwks_server.hits == 3
+
+
+def test_jwks_uri_max_age_zero_is_not_cached(app, base_url, jwks_server):
+    key = ClientKey()
+    jwks_server.serve(key, cache_control="public, max-age=0")
+    c = backend_client(app, jwks_uri=jwks_server.url)
+    _ok(base_url, key, c)
+    _ok(base_url, key, c)
+    assert jwks_server.hits == 2
+
+
+def test_jwks_uri_removed_key_refused_once_cache_expires(app, base_url, jwks_server):
+    kept, removed = ClientKey(), ClientKey()
+    jwks_server.serve(kept, removed, cache_control="max-age=0")
+    c = backend_client(app, jwks_uri=jwks_server.url)
+    _ok(base_url, removed, c)
+    jwks_server.serve(kept, cache_control="max-age=0")
+    assert_refused(cc_token(base_url, assertion(removed, c["client_id"], base_url)),
+                   "no key of the client matches")
+    _ok(base_url, kept, c)
+
+
+def test_jwks_uri_matching_jku_is_accepted(app, base_url, jwks_server):
+    key = ClientKey()
+    jwks_server.serve(key)
+    c = backend_client(app, jwks_uri=jwks_server.url)
+    resp = cc_token(base_url, assertion(key, c["client_id"], base_url,
+                                        header={"jku": jwks_server.url}))
+    assert resp.status_code == 200, resp.text
+
+
+def test_jwks_uri_foreign_jku_is_refused_without_fetching_it(app, base_url, jwks_server):
+    attacker = JwksServer()
+    attacker.thread.start()
+    try:
+        evil = ClientKey()
+        attacker.serve(evil)
+        jwks_server.serve(ClientKey())
+        c = backend_client(app, jwks_uri=jwks_server.url)
+        a = assertion(evil, c["client_id"], base_url, header={"jku": attacker.url})
+        assert_refused(cc_token(base_url, a), "'jku' must equal the registered 'jwks_uri'")
+        assert attacker.hits == 0
+    finally:
+        attacker.httpd.shutdown()
+        attacker.httpd.server_close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_jwks_uri_unreachable_gives_invalid_client(app, base_url):
+    key = ClientKey()
+    c = backend_client(app, jwks_uri=f"http://127.0.0.1:{_closed_port()}/jwks.json")
+    assert_refused(cc_token(base_url, assertion(key, c["client_id"], base_url)),
+                   "'jwks_uri' could not be fetched")
+
+
+@pytest.mark.parametrize("send_length", [True, False])
+def test_jwks_uri_oversized_gives_invalid_client(app, base_url, jwks_server, send_length):
+    key = ClientKey()
+    jwks_server.serve(key)
+    jwks_server.send_length = send_length
+    padding = [{"kty": "oct", "kid": f"pad{i}", "k": "A" * 1000} for i in range(80)]
+    jwks_server.body = json.dumps({"keys": [key.jwk, *padding]}).encode()
+    c = backend_client(app, jwks_uri=jwks_server.url)
+    assert_refused(cc_token(base_url, assertion(key, c["client_id"], base_url)),
+                   "too large")
+
+
+@pytest.mark.parametrize(("status", "body", "words"), [
+    (404, b'{"keys": []}', "answered HTTP 404"),
+    (200, b"<html>not json</html>", "did not return JSON"),
+    (200, b'{"no": "keys"}', "did not return a JWK Set"),
+])
+def test_jwks_uri_bad_answer_gives_invalid_client(app, base_url, jwks_server, status, body,
+                                                  words):
+    key = ClientKey()
+    jwks_server.status, jwks_server.body = status, body
+    c = backend_client(app, jwks_uri=jwks_server.url)
+    assert_refused(cc_token(base_url, assertion(key, c["client_id"], base_url)), words)
+
+
+def test_jwks_uri_redirect_is_not_followed(app, base_url, jwks_server):
+    key = ClientKey()
+    jwks_server.status, jwks_server.body = 302, b""
+    jwks_server.headers = {"Location": "http://169.254.169.254/latest"}
+    c = backend_client(app, jwks_uri=jwks_server.url)
+    assert_refused(cc_token(base_url, assertion(key, c["client_id"], base_url)),
+                   "answered HTTP 302")
+
+
+def test_registration_refuses_plain_http_jwks_uri_off_loopback(app):
+    from authserver import admin
+
+    with app.app_context(), pytest.raises(admin.AdminError, match="https"):
+        admin.create_client(name="Plain", redirect_uris=[], scope="system/*.rs",
+                            auth_method="private_key_jwt",
+                            jwks_uri="http://keys.example.com/jwks.json",
+                            grant_types=["client_credentials"])
+
+
+@pytest.mark.parametrize(("cache_control", "age", "expected"), [
+    (None, None, 300.0),
+    ("max-age=60", None, 60.0),
+    ("public, max-age=60", "20", 40.0),
+    ("max-age=60", "90", 0.0),
+    ("no-store", None, 0.0),
+    ("no-cache, max-age=600", None, 0.0),
+    ("max-age=abc", None, 0.0),
+    ("public", None, 300.0),
+])
+def test_jwks_cache_lifetime_follows_cache_control(cache_control, age, expected):
+    from authserver.oauth.client_auth import _max_age
+
+    assert _max_age(cache_control, age, 300.0) == expected
