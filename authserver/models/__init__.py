@@ -2,6 +2,7 @@
 
 from authserver.models.audit import AuditEvent
 from authserver.models.clients import Client
+from authserver.models.invitations import Invitation
 from authserver.models.keys import SigningKey
 from authserver.models.launch import LaunchContext, PendingAuthorization
 from authserver.models.patients import Patient
@@ -22,6 +23,7 @@ __all__ = [
     "ClientAssertionJti",
     "Consent",
     "Grant",
+    "Invitation",
     "LaunchContext",
     "Patient",
     "PendingAuthorization",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 21:09:12.816624
+Create Date: 2026-11-28 21:46:20.570682
 
 """
 from alembic import op
@@ -156,6 +156,26 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_grants_client_id'), ['client_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_grants_user_id'), ['user_id'], unique=False)
 
+    op.create_table('invitations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('email', sa.String(length=255), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('fhir_user', sa.String(length=255), nullable=True),
+    sa.Column('name', sa.String(length=255), nullable=True),
+    sa.Column('invited_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.Column('expires_at', sa.BigInteger(), nullable=False),
+    sa.Column('accepted_at', sa.BigInteger(), nullable=True),
+    sa.Column('accepted_user_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['accepted_user_id'], ['users.id'], name=op.f('fk_invitations_accepted_user_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['invited_by'], ['users.id'], name=op.f('fk_invitations_invited_by_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_invitations')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_invitations_token_hash'))
+    )
+    with op.batch_alter_table('invitations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_invitations_email'), ['email'], unique=False)
+
     op.create_table('launch_contexts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('launch_hash', sa.String(length=64), nullable=False),
@@ -238,6 +258,10 @@ def downgrade():
 
     op.drop_table('pending_authorizations')
     op.drop_table('launch_contexts')
+    with op.batch_alter_table('invitations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_invitations_email'))
+
+    op.drop_table('invitations')
     with op.batch_alter_table('grants', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_grants_user_id'))
         batch_op.drop_index(batch_op.f('ix_grants_client_id'))

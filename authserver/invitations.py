@@ -1,0 +1,291 @@
+"""Invitations by e-mail: an administrator invites a person, who follows a single-use link
+to choose a username and password (clinicians and admins then enrol TOTP at their first
+sign-in, see :mod:`authserver.views.enrol`).
+
+The link carries a 256-bit random token. RFC 6749 §10.10: "The probability of an attacker
+guessing generated tokens (and other credentials not intended for handling by end-users)
+MUST be less than or equal to 2^(-128)". Only the token's SHA-256 is stored, so the
+database never holds a usable link; the token is never logged nor written to the audit log
+(OWASP Forgot Password Cheat Sheet: single use, expiring, stored hashed).
+Mail is a plain-text RFC 5322 message sent over SMTP (RFC 5321) with the standard library.
+
+- https://www.rfc-editor.org/rfc/rfc6749#section-10.10
+- https://cheatsheetseries.owasp.org/cheatsheets/Forgot_Password_Cheat_Sheet.html
+- https://www.rfc-editor.org/rfc/rfc5321 (SMTP), https://www.rfc-editor.org/rfc/rfc3207
+  (STARTTLS), https://www.rfc-editor.org/rfc/rfc3834 (Auto-Submitted)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import ssl
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from authserver import admin, audit
+from authserver.admin import _FHIR_USER
+from authserver.extensions import db
+from authserver.models import Invitation, User
+from authserver.models.users import ROLES
+from authserver.oauth import storage
+
+__all__ = ["InvitationError", "InvalidInvitation", "MailError", "invite", "find", "describe",
+           "accept", "redact_invite_links_in_logs", "MAIL_TIMEOUT"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for the mail server on connect and on every reply.
+MAIL_TIMEOUT = 10
+#: Bytes of randomness in a token (256 bits; RFC 6749 §10.10 asks for at least 128).
+TOKEN_BYTES = 32
+
+#: What ``secrets.token_urlsafe`` makes; anything else is refused before a lookup.
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+#: WHATWG HTML "valid e-mail address" (what <input type=email> accepts); RFC 5321 §4.5.3.1.3
+#: limits a path to 256 octets, so an address to 254.
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+                    r"[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_MAX_EMAIL = 254
+_MAX_NAME = 255
+#: An /invite/<token> path inside a log line (access logs print the request line).
+_LINK_IN_LOG = re.compile(r"(/invite/)[^\s\"'?#/]+")
+
+
+class InvitationError(Exception):
+    """One line for the page (never a secret); ``status`` is the HTTP status to answer."""
+
+    status = 400
+
+
+class InvalidInvitation(InvitationError):
+    """The link is unknown, has expired or was used already."""
+
+    def __init__(self) -> None:
+        super().__init__("This invitation link is unknown, has expired or has already been "
+                         "used. Ask your administrator for a new invitation.")
+
+
+class MailError(InvitationError):
+    """Mail is disabled or the mail server did not take the message."""
+
+    status = 503
+
+
+# ---- sending --------------------------------------------------------------------------
+
+def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | None = None,
+           invited_by: int) -> dict[str, Any]:
+    """Create an invitation and e-mail its link to ``email``.
+
+    Raises :class:`MailError` when mail is disabled (empty ``SMTP_HOST``) or the server
+    refuses the message (the invitation is then withdrawn), :class:`InvitationError` on bad
+    input. Returns what the admin page shows; never the token.
+    """
+    conf = current_app.config
+    if not conf["SMTP_HOST"]:
+        raise MailError("E-mail is not configured (set AUTHSERVER_SMTP_HOST), so invitations "
+                        "cannot be sent. Add the user directly instead.")
+    email = _check_email(email)
+    if role not in ROLES:
+        raise InvitationError(f"Unknown role {role!r}")
+    fhir_user = (fhir_user or "").strip() or None
+    if fhir_user and not _FHIR_USER.match(fhir_user):
+        raise InvitationError("The FHIR user must look like Patient/ID or Practitioner/ID")
+    if role == "patient" and fhir_user and not fhir_user.startswith("Patient/"):
+        raise InvitationError("A patient's FHIR user must be Patient/ID")
+    name = " ".join(str(name or "").split()) or None
+    if name and len(name) > _MAX_NAME:
+        raise InvitationError(f"The name is longer than {_MAX_NAME} characters")
+    inviter = storage.get_user(invited_by)
+    if inviter is None:
+        raise InvitationError("Only a known user can invite")
+
+    token = storage.new_secret(TOKEN_BYTES)
+    t = storage.now()
+    row = Invitation(token_hash=storage.sha256_hex(token), email=email, role=role,
+                     fhir_user=fhir_user, name=name, invited_by=inviter.id, created_at=t,
+                     expires_at=t + conf["INVITATION_LIFETIME"])
+    db.session.add(row)
+    db.session.commit()  # not held open during the SMTP conversation
+    try:
+        _send(_message(row, token, inviter))
+    except MailError:
+        db.session.delete(row)
+        db.session.commit()
+        raise
+    audit.record("user.invited", user_id=inviter.id, invitation=row.id, email=email, role=role)
+    db.session.commit()
+    return {"id": row.id, "email": row.email, "role": row.role, "fhirUser": row.fhir_user,
+            "expires_at": row.expires_at}
+
+
+def _check_email(email: Any) -> str:
+    email = email.strip() if isinstance(email, str) else ""
+    if not email or len(email) > _MAX_EMAIL or not _EMAIL.match(email):
+        raise InvitationError("Enter a valid e-mail address")
+    return email
+
+
+def _display(user: User) -> str:
+    name = " ".join((user.name or "").split())
+    return f"{name} ({user.username})" if name else user.username
+
+
+def _message(row: Invitation, token: str, inviter: User) -> EmailMessage:
+    conf = current_app.config
+    service = conf["TOTP_ISSUER"]
+    expires = datetime.fromtimestamp(row.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"Hello {row.name}," if row.name else "Hello,", "",
+             f"{_display(inviter)} has invited you to {service} ({conf['ISSUER']}) "
+             f"as a {row.role}.", "",
+             "To accept, open this link and choose a username and password:", "",
+             f"{conf['ISSUER']}/invite/{token}", "",
+             f"The link works once and expires on {expires}."]
+    if row.role in ("clinician", "admin"):
+        lines += ["At your first sign-in you will set up two-step sign-in with an "
+                  "authenticator app."]
+    lines += ["", "If you did not expect this invitation, you can ignore this message."]
+    sender = str(conf["SMTP_FROM"])
+    msg = EmailMessage()
+    try:
+        msg["Subject"] = f"Your invitation to {service}"
+        msg["From"] = sender
+        msg["To"] = row.email
+        msg["Date"] = format_datetime(datetime.fromtimestamp(row.created_at, UTC))
+        # make_msgid's default domain is socket.getfqdn(), which may wait on DNS.
+        msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5
+    except ValueError:  # a header value with a line break (AUTHSERVER_SMTP_FROM / TOTP_ISSUER)
+        raise MailError("AUTHSERVER_SMTP_FROM is not a usable sender address") from None
+    msg.set_content("\n".join(lines) + "\n")
+    return msg
+
+
+def _send(msg: EmailMessage) -> None:
+    conf = current_app.config
+    host, port = str(conf["SMTP_HOST"]), int(conf["SMTP_PORT"])
+    try:
+        with smtplib.SMTP(host, port, timeout=MAIL_TIMEOUT) as smtp:
+            if conf["SMTP_STARTTLS"]:
+                smtp.starttls(context=ssl.create_default_context())
+            if conf["SMTP_USERNAME"]:
+                smtp.login(str(conf["SMTP_USERNAME"]), str(conf["SMTP_PASSWORD"]))
+            smtp.send_message(msg)
+    except (smtplib.SMTPException, OSError) as exc:
+        # The class name only: a server's reply may quote the message or the credentials.
+        log.warning("invitation e-mail not sent via %s:%s: %s", host, port,
+                    exc.__class__.__name__)
+        raise MailError(f"The invitation e-mail could not be sent "
+                        f"({exc.__class__.__name__}); check AUTHSERVER_SMTP_HOST and "
+                        f"try again.") from None
+
+
+# ---- accepting ------------------------------------------------------------------------
+
+def find(token: str) -> Invitation | None:
+    """The live invitation of ``token``, or None when it is malformed, unknown, expired or
+    already accepted (the four are not told apart)."""
+    if not isinstance(token, str) or not _TOKEN.match(token):
+        return None
+    row = db.session.scalars(select(Invitation).where(
+        Invitation.token_hash == storage.sha256_hex(token))).first()
+    if row is None or row.accepted_at is not None or row.expires_at <= storage.now():
+        return None
+    return row
+
+
+def describe(row: Invitation) -> dict[str, Any]:
+    """What the invitation page shows: e-mail, role, name and who invited."""
+    inviter = storage.get_user(row.invited_by)
+    return {"email": row.email, "role": row.role, "name": row.name,
+            "inviter": _display(inviter) if inviter else "An administrator",
+            "expires_at": row.expires_at}
+
+
+def accept(token: str, username: str, password: str) -> User:
+    """Create the invited user with ``username`` and ``password``; the link is spent.
+
+    The invitation is consumed by a conditional UPDATE (``accepted_at IS NULL AND
+    expires_at > now``) in the same transaction that creates the user, so of two racing
+    requests one wins and the other gets :class:`InvalidInvitation`. A username or password
+    the policy refuses raises :class:`InvitationError` and leaves the link usable.
+    """
+    row = find(token)
+    if row is None:
+        raise InvalidInvitation()
+    t = storage.now()
+    res = db.session.execute(update(Invitation).where(
+        Invitation.id == row.id, Invitation.accepted_at.is_(None),
+        Invitation.expires_at > t).values(accepted_at=t))
+    if res.rowcount != 1:
+        db.session.rollback()
+        raise InvalidInvitation()
+    role, fhir_user, name, email = row.role, row.fhir_user, row.name, row.email
+    try:  # create_user commits: the UPDATE above and the new user land together
+        created = admin.create_user(username if isinstance(username, str) else "", role,
+                                    password=password if isinstance(password, str) else "",
+                                    fhir_user=fhir_user, name=name, email=email)
+    except admin.AdminError as exc:
+        db.session.rollback()
+        raise InvitationError(_friendly(str(exc))) from None
+    except IntegrityError:  # the same username taken by a racing request
+        db.session.rollback()
+        raise InvitationError(f"The username {username!r} is taken") from None
+    db.session.execute(update(Invitation).where(Invitation.id == row.id)
+                       .values(accepted_user_id=created["id"]))
+    audit.record("user.invitation_accepted", user_id=created["id"], invitation=row.id,
+                 role=role)
+    db.session.commit()
+    user = storage.get_user(created["id"])
+    assert user is not None
+    return user
+
+
+def _friendly(message: str) -> str:
+    """admin.create_user speaks to the CLI; say the same to a person."""
+    if message.startswith("username "):
+        return "Choose a username of letters, digits and . _ @ + - (at most 150)"
+    if message.startswith("password: "):
+        return message.removeprefix("password: ")
+    if message.startswith("user ") and message.endswith("already exists"):
+        return "That username is taken; choose another"
+    return message
+
+
+# ---- logs -----------------------------------------------------------------------------
+
+class _RedactInviteLinks(logging.Filter):
+    """Replace the token of an ``/invite/<token>`` path in a log line with ``[redacted]``.
+
+    Access logs (gunicorn's, werkzeug's) print the request line, which holds the token.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record is the logging machinery's problem
+            return True
+        if "/invite/" in text:
+            record.msg, record.args = _LINK_IN_LOG.sub(r"\1[redacted]", text), None
+        return True
+
+
+_REDACT = _RedactInviteLinks()
+#: Loggers that print request paths.
+_PATH_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "authserver.web")
+
+
+def redact_invite_links_in_logs() -> None:
+    """Attach the redacting filter to the loggers that print request paths (idempotent)."""
+    for name in _PATH_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)

@@ -1,0 +1,85 @@
+"""/developer (register and see your apps) and /admin (users, apps, audit log)."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+
+from authserver import admin
+from authserver.auth import session as auth
+
+bp = Blueprint("portal", __name__)
+
+
+def _requires(*roles: str):
+    def deco(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            user = auth.current_user()
+            if user is None:
+                return redirect(url_for("login.login", next=request.path), 303)
+            if user.role not in roles:
+                abort(403)
+            return view(user, *args, **kwargs)
+        return wrapper
+    return deco
+
+
+@bp.route("/developer", methods=["GET", "POST"])
+@_requires("developer", "admin")
+def developer(user):
+    created, error = None, None
+    if request.method == "POST":
+        try:
+            created = admin.register_portal_app(user, request.form.to_dict())
+        except admin.AdminError as exc:
+            error = str(exc)
+    return render_template("developer.html", user=user, apps=admin.list_clients(user.id),
+                           created=created, error=error, form=request.form), (
+        400 if error else 200)
+
+
+@bp.get("/admin")
+@_requires("admin")
+def console(user):
+    return render_template("admin.html", user=user, users=admin.list_users(),
+                           apps=admin.list_clients(), events=admin.recent_audit(),
+                           error=None, created=None)
+
+
+@bp.post("/admin/users")
+@_requires("admin")
+def create_user(user):
+    f = request.form
+    try:
+        created = admin.create_user(f.get("username", ""), f.get("role", ""),
+                                    password=f.get("password") or None,
+                                    fhir_user=f.get("fhir_user") or None,
+                                    name=f.get("name") or None, email=f.get("email") or None)
+    except admin.AdminError as exc:
+        return render_template("admin.html", user=user, users=admin.list_users(),
+                               apps=admin.list_clients(), events=admin.recent_audit(),
+                               error=str(exc), created=None), 400
+    return render_template("admin.html", user=user, users=admin.list_users(),
+                           apps=admin.list_clients(), events=admin.recent_audit(),
+                           error=None, created=created)
+
+
+@bp.post("/admin/apps")
+@_requires("admin")
+def app_state(user):
+    admin.set_client_enabled(request.form.get("client_id", ""),
+                             request.form.get("action") == "enable", by=user.id)
+    return redirect(url_for("portal.console"), 303)
+
+
+@bp.post("/admin/user-state")
+@_requires("admin")
+def user_state(user):
+    try:
+        uid = int(request.form.get("user_id", ""))
+    except ValueError:
+        abort(400)
+    admin.set_user_enabled(uid, request.form.get("action") == "enable", by=user.id)
+    return redirect(url_for("portal.console"), 303)

@@ -1,0 +1,124 @@
+"""The developer page and the admin console, through real HTTP with CSRF tokens."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from tests.helpers import PASSWORD, OAuthFlow, csrf_of, make_client, make_user, sign_in_admin
+
+
+def _sign_in(base_url: str, username: str, next_path: str) -> requests.Session:
+    s = requests.Session()
+    page = s.get(f"{base_url}/login?next={next_path}")
+    resp = s.post(base_url + "/login", data={"csrf_token": csrf_of(page.text),
+                                             "username": username, "password": PASSWORD,
+                                             "next": next_path})
+    assert resp.status_code == 200, resp.text[:300]
+    return s
+
+
+@pytest.fixture
+def developer(app, base_url):
+    make_user(app, "dev", role="developer", fhir_user=None)
+    return _sign_in(base_url, "dev", "/developer")
+
+
+def test_developer_registers_public_app(developer, base_url):
+    page = developer.get(base_url + "/developer")
+    resp = developer.post(base_url + "/developer", data={
+        "csrf_token": csrf_of(page.text), "name": "My App", "kind": "public",
+        "redirect_uris": "https://myapp.example/cb\nhttp://127.0.0.1:7000/cb",
+        "scope": "openid launch/patient patient/*.rs"})
+    assert resp.status_code == 200
+    assert 'id="new-client-id"' in resp.text and 'id="new-client-secret"' not in resp.text
+    assert "My App" in developer.get(base_url + "/developer").text
+
+
+def test_developer_sees_confidential_secret_once(developer, base_url):
+    page = developer.get(base_url + "/developer")
+    resp = developer.post(base_url + "/developer", data={
+        "csrf_token": csrf_of(page.text), "name": "Server App", "kind": "confidential",
+        "redirect_uris": "https://server.example/cb", "scope": "openid patient/*.rs"})
+    secret = re.search(r'id="new-client-secret" class="secret">([^<]+)<', resp.text).group(1)
+    assert len(secret) >= 43
+    assert secret not in developer.get(base_url + "/developer").text
+
+
+def test_developer_page_refuses_bad_input_without_500(developer, base_url):
+    page = developer.get(base_url + "/developer")
+    token = csrf_of(page.text)
+    for form in ({"name": "X", "kind": "public", "redirect_uris": "http://evil.example/cb"},
+                 {"name": "X", "kind": "public", "redirect_uris": "https://a.example/cb",
+                  "scope": "system/*.rs"},
+                 {"name": "X", "kind": "backend", "scope": "patient/*.rs"},
+                 {"name": "X", "kind": "asymmetric", "redirect_uris": "https://a.example/cb",
+                  "jwks": "{nope"},
+                 {"name": "X", "kind": "wizard"}):
+        resp = developer.post(base_url + "/developer", data={"csrf_token": token, **form})
+        assert resp.status_code == 400, form
+        assert 'class="error"' in resp.text
+
+
+def test_developer_post_without_csrf_is_refused(developer, base_url):
+    resp = developer.post(base_url + "/developer", data={"name": "X", "kind": "public",
+                                                         "redirect_uris": "https://a.example/cb"})
+    assert resp.status_code == 400
+    assert "My App" not in developer.get(base_url + "/developer").text
+
+
+def test_backend_service_waits_for_admin_approval(app, developer, base_url):
+    from authserver.keys import generate_key, load_kek, new_kek
+
+    rec = generate_key("ES384", load_kek(new_kek()), datetime.now(UTC))
+    jwks = json.dumps({"keys": [rec.public_jwk]})
+    page = developer.get(base_url + "/developer")
+    resp = developer.post(base_url + "/developer", data={
+        "csrf_token": csrf_of(page.text), "name": "Bulk", "kind": "backend",
+        "scope": "system/Observation.rs", "jwks": jwks})
+    assert resp.status_code == 200, resp.text[:500]
+    client_id = re.search(r'id="new-client-id">([^<]+)<', resp.text).group(1)
+    assert "waits for an administrator" in resp.text
+    with app.app_context():
+        from authserver.oauth import storage
+
+        assert storage.get_client(client_id) is None  # disabled until approved
+    s = sign_in_admin(app, base_url)
+    resp = s.get(base_url + "/admin")
+    resp = s.post(base_url + "/admin/apps", data={"csrf_token": csrf_of(resp.text),
+                                                  "client_id": client_id, "action": "enable"})
+    assert resp.status_code == 200
+    with app.app_context():
+        from authserver.oauth import storage
+
+        assert storage.get_client(client_id) is not None
+
+
+def test_patient_cannot_open_developer_or_admin(app, base_url):
+    make_user(app)
+    s = _sign_in(base_url, "alice", "/account")
+    assert s.get(base_url + "/developer").status_code == 403
+    assert s.get(base_url + "/admin").status_code == 403
+
+
+def test_signed_out_visitor_is_sent_to_sign_in(base_url):
+    resp = requests.get(base_url + "/admin", allow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["Location"].startswith("/login")
+
+
+def test_admin_disabling_an_app_ends_its_grants(app, base_url):
+    make_user(app)
+    client = make_client(app)
+    flow = OAuthFlow(base_url, client)
+    token = flow.run()
+    with app.app_context():
+        from authserver import admin
+
+        admin.set_client_enabled(client["client_id"], False, by=0)
+    resp = flow.refresh(token["refresh_token"])
+    assert resp.status_code in (400, 401)
+    assert resp.json()["error"] in ("invalid_client", "invalid_grant")
