@@ -48,6 +48,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from authserver.extensions import csrf, db, limiter, migrate
 
     db.init_app(app)
+    if conf["DATABASE_URL"].startswith("sqlite"):
+        with app.app_context():
+            _sqlite_pragmas(db.engine)
     migrate.init_app(app, db, directory=str(data_dir("migrations")))
     csrf.init_app(app)
     limiter.init_app(app)
@@ -62,6 +65,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     audit.init_app(app)
     init_views(app)
     return app
+
+
+def _sqlite_pragmas(engine: Any) -> None:
+    """WAL lets readers run beside the one writer (several gunicorn workers share the file);
+    synchronous=NORMAL is durable across application crashes in WAL mode, and is what
+    makes the per-request jti INSERT of private_key_jwt affordable."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
 
 
 def _engine_options(url: str) -> dict[str, Any]:

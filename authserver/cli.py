@@ -101,6 +101,35 @@ def demo(host: str, port: int) -> None:
     run_demo(app, host, port)
 
 
+@cli.command("fhir-demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8001, show_default=True, type=int)
+@click.option("--issuer", envvar="AUTHSERVER_ISSUER", default="http://127.0.0.1:8000",
+              show_default=True, help="The authorization server whose tokens are accepted.")
+@click.option("--fhir-base", default=None,
+              help="This server's public FHIR base URL (the tokens' aud) "
+                   "[default: http://HOST:PORT/fhir]")
+@click.option("--introspect-client-id", envvar="AUTHSERVER_FHIR_DEMO_CLIENT_ID", default=None,
+              help="Resource-server credentials: check every token at /introspect.")
+@click.option("--introspect-client-secret", envvar="AUTHSERVER_FHIR_DEMO_CLIENT_SECRET",
+              default=None, help="(prefer the AUTHSERVER_FHIR_DEMO_CLIENT_SECRET variable)")
+def fhir_demo(host: str, port: int, issuer: str, fhir_base: str | None,
+              introspect_client_id: str | None, introspect_client_secret: str | None) -> None:
+    """Serve the demo FHIR server (synthetic patients p1, p2, p3) on its own."""
+    import logging
+
+    from authserver.demo.fhir import serve
+
+    if bool(introspect_client_id) != bool(introspect_client_secret):
+        raise CliError("introspection needs both a client id and a client secret")
+    introspection = None
+    if introspect_client_id:
+        introspection = {"client_id": introspect_client_id,
+                         "client_secret": introspect_client_secret}
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    serve(host, port, issuer, fhir_base or f"http://{host}:{port}/fhir", introspection)
+
+
 # ---- users -------------------------------------------------------------------------
 
 @cli.group()
@@ -171,7 +200,8 @@ def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_me
         try:
             jwks = json.loads(Path(jwks_file).read_text())
         except (OSError, ValueError) as exc:
-            raise CliError(f"--jwks-file: cannot read a JSON JWK Set ({exc.__class__.__name__})")
+            raise CliError(
+                f"--jwks-file: cannot read a JSON JWK Set ({exc.__class__.__name__})") from None
     _emit(admin.create_client(name=name, redirect_uris=list(redirect_uris), scope=scope,
                               auth_method=auth_method, jwks=jwks, jwks_uri=jwks_uri,
                               grant_types=list(grant_types), launch_uris=list(launch_uris),

@@ -47,6 +47,15 @@ DEFAULTS: dict[str, Any] = {
     "LAUNCH_LIFETIME": 300,  # EHR launch contexts
     "PENDING_AUTHORIZATION_LIFETIME": 1800,  # a request parked while the user signs in
     "SESSION_LIFETIME": 12 * 3600,
+    "INVITATION_LIFETIME": 7 * 24 * 3600,  # an e-mailed invitation link (single use)
+    # Outgoing e-mail (invitations). An empty SMTP_HOST disables mail: invitations then fail
+    # with a clear error. SMTP_STARTTLS is 0 or 1; SMTP_USERNAME/PASSWORD are optional.
+    "SMTP_HOST": "",
+    "SMTP_PORT": 25,
+    "SMTP_FROM": "authserver@localhost",
+    "SMTP_STARTTLS": 0,
+    "SMTP_USERNAME": "",
+    "SMTP_PASSWORD": "",
     # Rate limits (Flask-Limiter syntax) and its storage (memory:// or redis://...).
     "LOGIN_RATE_LIMIT": "20 per minute",
     "RATELIMIT_STORAGE_URI": "memory://",
@@ -66,6 +75,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
+#: Whole-number keys for which 0 is meaningful (everything else must be positive).
+_ZERO_OK = {"TRUST_PROXY", "SMTP_STARTTLS"}
 _SIGNING_ALGS = ("RS256", "RS384", "ES256", "ES384")
 
 
@@ -180,9 +191,13 @@ def validate(conf: dict[str, Any]) -> None:
             value = int(conf[key])
         except (TypeError, ValueError):
             raise ConfigError(f"{env_name(key)}: must be a whole number") from None
-        if value < 0 or (value == 0 and key != "TRUST_PROXY"):
+        if value < 0 or (value == 0 and key not in _ZERO_OK):
             raise ConfigError(f"{env_name(key)}: must be positive")
         conf[key] = value
+    if conf["SMTP_STARTTLS"] not in (0, 1):
+        raise ConfigError(f"{env_name('SMTP_STARTTLS')}: must be 0 or 1")
+    if conf["SMTP_PORT"] > 65535:
+        raise ConfigError(f"{env_name('SMTP_PORT')}: must be a port number (1-65535)")
     alg = str(conf["SIGNING_ALG"]).upper()
     if alg not in _SIGNING_ALGS:
         raise ConfigError(f"{env_name('SIGNING_ALG')}: must be one of {', '.join(_SIGNING_ALGS)}")
@@ -195,9 +210,11 @@ def validate(conf: dict[str, Any]) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError:
-            raise ConfigError(f"{env_name('DATABASE_URL')}: not a SQLAlchemy database URL") from None
+            raise ConfigError(
+                f"{env_name('DATABASE_URL')}: not a SQLAlchemy database URL") from None
         if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ConfigError(f"{env_name('DATABASE_URL')}: only sqlite and postgresql are supported")
+            raise ConfigError(
+                f"{env_name('DATABASE_URL')}: only sqlite and postgresql are supported")
         if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
             # psycopg 3 is the driver we ship in the `postgres` extra.
             conf["DATABASE_URL"] = parsed.set(drivername="postgresql+psycopg").render_as_string(

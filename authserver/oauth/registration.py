@@ -117,9 +117,10 @@ def validate_jwks(jwks: Any) -> dict[str, Any]:
             raise RegistrationError("invalid_client_metadata",
                                     f"key '{kid}' lacks {', '.join(needed)}")
         try:
-            from authlib.jose import JsonWebKey
+            from joserfc.jwk import KeySet
 
-            JsonWebKey.import_key(key)
+            if KeySet.import_key_set({"keys": [key]}).keys[0].is_private:
+                raise ValueError("private key")
         except Exception:  # noqa: BLE001 - any parse failure is the client's bad input
             raise RegistrationError("invalid_client_metadata",
                                     f"key '{kid}' is not a valid public key") from None
@@ -136,8 +137,11 @@ def _string_list(meta: dict[str, Any], field: str) -> list[str]:
     return value
 
 
-def normalize_metadata(meta: dict[str, Any]) -> dict[str, Any]:
-    """Validate RFC 7591 metadata and fill its defaults; raises RegistrationError."""
+def normalize_metadata(meta: dict[str, Any], kind: str = "app") -> dict[str, Any]:
+    """Validate RFC 7591 metadata and fill its defaults; raises RegistrationError.
+
+    A resource server (kind 'resource_server') only authenticates to /introspect: it has
+    no grant types, response types or redirect URIs."""
     if not isinstance(meta, dict):
         raise RegistrationError("invalid_client_metadata", "metadata must be a JSON object")
     out: dict[str, Any] = {}
@@ -150,7 +154,8 @@ def normalize_metadata(meta: dict[str, Any]) -> dict[str, Any]:
         raise RegistrationError("invalid_client_metadata",
                                 f"'token_endpoint_auth_method' must be one of {AUTH_METHODS}")
     out["token_endpoint_auth_method"] = method
-    grant_types = _string_list(meta, "grant_types") or ["authorization_code"]
+    grant_types = _string_list(meta, "grant_types") or (
+        [] if kind == "resource_server" else ["authorization_code"])
     for g in grant_types:
         if g not in GRANT_TYPES:
             raise RegistrationError("invalid_client_metadata", f"grant type '{g}' is unsupported")
@@ -210,7 +215,7 @@ def register_client(
     Secrets are 256 random bits stored as SHA-256: a password KDF would cripple the token
     endpoint and buys nothing for a random value.
     """
-    meta = normalize_metadata(meta)
+    meta = normalize_metadata(meta, kind)
     method = meta["token_endpoint_auth_method"]
     secret = storage.new_secret(32) if method in SECRET_METHODS else None
     client = Client(
@@ -238,3 +243,35 @@ def client_response(client: Client, secret: str | None = None) -> dict[str, Any]
     body["client_id_issued_at"] = client.created_at
     body.update(client.client_metadata)
     return body
+
+
+def register_dynamic(body: Any) -> tuple[int, dict[str, Any]]:
+    """RFC 7591 §3: open registration of apps that act for a user.
+
+    Backend services (``client_credentials``, ``system/`` scopes) are refused here: without
+    a user's consent in the loop, anyone could mint themselves bulk-data access. An
+    administrator registers them (CLI, admin pages).
+    """
+    if not isinstance(body, dict):
+        return 400, {"error": "invalid_client_metadata",
+                     "error_description": "The body must be a JSON object"}
+    grant_types = body.get("grant_types") or []
+    if isinstance(grant_types, list) and "client_credentials" in grant_types:
+        return 400, {"error": "invalid_client_metadata",
+                     "error_description": "'client_credentials' clients are registered by an "
+                                          "administrator"}
+    scope = body.get("scope")
+    if isinstance(scope, str) and any(s.startswith("system/") for s in scope.split()):
+        return 400, {"error": "invalid_client_metadata",
+                     "error_description": "'system/' scopes are registered by an administrator"}
+    body = {**body}
+    body.setdefault("grant_types", ["authorization_code", "refresh_token"])
+    try:
+        client, secret = register_client(body)
+    except RegistrationError as exc:
+        return 400, {"error": exc.error, "error_description": exc.description}
+    from authserver import audit
+
+    audit.record("client.registered", client_id=client.client_id, via="dcr")
+    db.session.commit()
+    return 201, client_response(client, secret)

@@ -15,8 +15,12 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from flask import Flask, current_app
 from flask import request as flask_request
 
+from authserver.extensions import limiter
 from authserver.oauth import storage
+from authserver.oauth.backend import ClientCredentialsGrant
+from authserver.oauth.client_auth import PrivateKeyJWT
 from authserver.oauth.clients import OAuthClient
+from authserver.oauth.endpoints import SmartIntrospectionEndpoint, SmartRevocationEndpoint
 from authserver.oauth.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authserver.oauth.launch import SmartLaunch
 from authserver.oauth.pkce import S256CodeChallenge
@@ -28,6 +32,7 @@ __all__ = ["SmartAuthorizationServer", "authorization", "init_app"]
 ADVERTISED_SCOPES = (
     "openid", "fhirUser", "profile", "email", "launch/patient", "offline_access",
     "patient/*.rs", "patient/*.read", "user/*.rs", "user/*.read",
+    "system/*.rs", "system/*.read",
 )
 
 
@@ -37,7 +42,9 @@ class SmartAuthorizationServer(AuthorizationServer):
         self.features = Features()
 
     def query_client(self, client_id: str) -> OAuthClient | None:
-        row = storage.get_client(client_id)
+        # A read-only snapshot from one Core SELECT: every token request runs this, and the
+        # ORM session costs more than the lookup (docs/performance.md).
+        row = storage.find_client(client_id)
         return OAuthClient(row) if row is not None and row.kind == "app" else None
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
@@ -60,16 +67,24 @@ class SmartAuthorizationServer(AuthorizationServer):
 authorization = SmartAuthorizationServer()
 
 
+def _is_token_request() -> bool:
+    return flask_request.path == "/token"
+
+
 def init_app(app: Flask) -> None:
     server = authorization
     server.init_app(app)
+    if getattr(server, "_wired", False):  # one server object, many apps (tests)
+        return
+    server._wired = True
     f = server.features
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(), SmartLaunch()])
     server.register_grant(RefreshTokenGrant)
     f.grant_types |= {"authorization_code", "refresh_token"}
     f.response_types |= {"code"}
     f.code_challenge_methods |= {"S256"}
-    f.endpoints |= {"authorization_endpoint", "token_endpoint", "jwks_uri"}
+    f.endpoints |= {"authorization_endpoint", "token_endpoint", "jwks_uri",
+                    "registration_endpoint"}
     f.auth_methods |= {"none", "client_secret_basic", "client_secret_post"}
     f.capabilities |= {
         "launch-standalone", "authorize-post",
@@ -77,6 +92,31 @@ def init_app(app: Flask) -> None:
         "sso-openid-connect", "context-standalone-patient",
         "permission-offline", "permission-patient", "permission-v1", "permission-v2",
     }
+    # SMART Backend Services: client_credentials with private_key_jwt (any endpoint).
+    server.register_grant(ClientCredentialsGrant)
+    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
+    f.grant_types |= {"client_credentials"}
+    f.auth_methods |= {"private_key_jwt"}
+    f.auth_signing_algs |= set(PrivateKeyJWT.ALGORITHMS)
+    f.capabilities |= {"client-confidential-asymmetric"}
+    # /token has no rate limit (secrets are 256-bit, assertions signed): skip Flask-Limiter's
+    # per-request bookkeeping there, a measurable share of the hot path (docs/performance.md).
+    limiter.request_filter(_is_token_request)
+    # Token lifecycle: RFC 7662 introspection, RFC 7009 revocation, OIDC userinfo, and the
+    # user's connected-apps page (SMART management_endpoint).
+    server.register_endpoint(SmartIntrospectionEndpoint)
+    server.register_endpoint(SmartRevocationEndpoint)
+    f.endpoints |= {"introspection_endpoint", "revocation_endpoint", "userinfo_endpoint",
+                    "management_endpoint"}
     f.scopes |= set(ADVERTISED_SCOPES)
     f.claims |= {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
                  "fhirUser", "name", "email"}
+    # Clinicians and EHRs (issue 4): EHR launch with its context (SmartLaunch, POST /launch,
+    # /smart-style.json), the clinician's patient picker, user/ scopes, and online_access
+    # refresh tokens that end with the sign-in session. Each proven by tests/flows/
+    # test_ehr_launch.py, test_picker.py and test_online_access.py.
+    f.capabilities |= {
+        "launch-ehr", "context-ehr-patient", "context-ehr-encounter", "context-banner",
+        "context-style", "context-standalone-patient", "permission-user", "permission-online",
+    }
+    f.scopes |= {"launch", "online_access"}

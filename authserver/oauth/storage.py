@@ -11,13 +11,25 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, select, text, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from authserver.extensions import db
 from authserver.models import (
+    AuditEvent,
     AuthorizationCode,
     Client,
     ClientAssertionJti,
@@ -34,17 +46,21 @@ from authserver.models import (
 
 __all__ = [
     "now", "sha256_hex", "new_secret", "database_reachable",
-    "get_client", "get_user", "get_user_by_username", "get_user_by_fhir_user",
-    "save_code", "consume_code", "revoke_grant_of_code",
+    "get_client", "find_client", "ClientSnapshot",
+    "get_user", "get_user_by_username", "get_user_by_fhir_user",
+    "save_code", "consume_code", "revoke_grant_of_code", "attach_grant_to_code",
+    "CODE_REPLAYED",
     "create_grant", "get_grant", "touch_grant", "revoke_grant", "revoke_user_client_grants",
     "token_is_live", "revoke_access_token",
     "save_refresh_token", "rotate_refresh_token", "find_refresh_token", "revoke_refresh_token",
     "get_consent", "save_consent", "revoke_consent", "list_consents",
     "park_request", "get_pending", "bind_pending", "drop_pending",
     "create_launch", "consume_launch",
-    "remember_assertion_jti",
+    "remember_assertion_jti", "claim_assertion_jti", "prune_assertion_jtis",
     "start_session", "end_session", "session_is_live",
     "search_patients", "get_patient",
+    "audit_mark", "count_events_since",
+    "LiveGrant", "live_access_token", "live_refresh_token", "AppAccess", "user_app_access",
 ]
 
 
@@ -72,12 +88,65 @@ def database_reachable() -> bool:
 
 # ---- clients and users --------------------------------------------------------------
 
+#: Built once: every token request runs it, and building a statement (and its cache key)
+#: costs more than the indexed lookup itself.
+_CLIENT_BY_ID = select(Client).where(Client.client_id == bindparam("client_id"))
+
+
 def get_client(client_id: str | None) -> Client | None:
     """The enabled client with this id, or None (unknown, disabled, or not a str)."""
-    if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
+    if not isinstance(client_id, str) or not client_id or len(client_id) > 64 \
+            or "\x00" in client_id:  # PostgreSQL refuses NUL in text: unknown, not a 500
         return None
-    row = db.session.scalars(select(Client).where(Client.client_id == client_id)).first()
+    row = db.session.scalars(_CLIENT_BY_ID, {"client_id": client_id}).first()
     return row if row is not None and not row.disabled else None
+
+
+def _autocommit() -> Connection:
+    """A pooled connection in autocommit mode: one statement, one round trip (no BEGIN and
+    no ROLLBACK around it on PostgreSQL)."""
+    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+_CLIENT_COLUMNS = select(*Client.__table__.columns).where(
+    Client.__table__.c.client_id == bindparam("client_id"))
+
+
+class ClientSnapshot:
+    """A read-only copy of a ``clients`` row with the attributes and properties of
+    :class:`Client`, outside any session. (Building an ORM ``Client`` costs about as much as
+    the SELECT itself; every token request needs one.)"""
+
+    __slots__ = tuple(c.key for c in Client.__table__.columns)
+    redirect_uris = Client.redirect_uris
+    grant_types = Client.grant_types
+    scope = Client.scope
+    is_public = Client.is_public
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        for name in self.__slots__:
+            object.__setattr__(self, name, values[name])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a ClientSnapshot is read-only: use storage.get_client")
+
+    def __repr__(self) -> str:
+        return f"<ClientSnapshot {self.client_id} {self.client_name!r}>"
+
+
+def find_client(client_id: str | None) -> ClientSnapshot | None:
+    """A read-only snapshot of the enabled client with this id, or None (unknown, disabled,
+    or not a str): the same answer as :func:`get_client` from one Core SELECT, without the
+    ORM session (the client authentication of every token request). The snapshot has the
+    attributes of :class:`Client` but refuses changes (use :func:`get_client` for those)."""
+    if not isinstance(client_id, str) or not client_id or len(client_id) > 64 \
+            or "\x00" in client_id:  # PostgreSQL refuses NUL in text: unknown, not a 500
+        return None
+    with _autocommit() as conn:
+        row = conn.execute(_CLIENT_COLUMNS, {"client_id": client_id}).first()
+    if row is None or row.disabled:
+        return None
+    return ClientSnapshot(row._asdict())
 
 
 def get_user(user_id: int | None) -> User | None:
@@ -89,7 +158,8 @@ def get_user(user_id: int | None) -> User | None:
 
 def get_user_by_username(username: str) -> User | None:
     """The enabled user, or None: unknown and disabled users look the same to callers."""
-    if not username or len(username) > 150:
+    if not isinstance(username, str) or not username or len(username) > 150 \
+            or "\x00" in username:  # PostgreSQL refuses NUL in text: unknown, not a 500
         return None
     user = db.session.scalars(select(User).where(User.username == username)).first()
     return user if user is not None and not user.disabled else None
@@ -133,12 +203,46 @@ def consume_code(code: str, client_id: str) -> tuple[AuthorizationCode | None, b
     return None, replayed
 
 
+#: Written into ``AuthorizationCode.grant_id`` by a replay that arrives while the first
+#: redemption is still issuing: that redemption then issues nothing (see
+#: :func:`attach_grant_to_code`).
+CODE_REPLAYED = "replayed"
+
+
 def revoke_grant_of_code(code: str) -> None:
-    """RFC 6749 §4.1.2: a code used twice revokes every token issued from it."""
+    """RFC 6749 §4.1.2: a code used twice revokes every token issued from it.
+
+    When the first redemption has not yet recorded its grant (two racing requests), the
+    code is marked :data:`CODE_REPLAYED` instead, so that redemption issues nothing.
+    """
     row = db.session.scalars(
         select(AuthorizationCode).where(AuthorizationCode.code_hash == sha256_hex(code))).first()
-    if row is not None and row.grant_id:
+    if row is None:
+        return
+    if row.grant_id is None:
+        res = db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == row.id, AuthorizationCode.grant_id.is_(None))
+            .values(grant_id=CODE_REPLAYED))
+        db.session.commit()
+        if res.rowcount == 1:
+            return
+        db.session.refresh(row)
+    if row.grant_id and row.grant_id != CODE_REPLAYED:
         revoke_grant(row.grant_id)
+
+
+def attach_grant_to_code(code_id: int, grant_id: str) -> bool:
+    """Record the grant a redeemed code issued, in the caller's transaction (no commit).
+
+    False when a replay marked the code meanwhile: the caller rolls back and issues nothing.
+    A conditional UPDATE, so it and :func:`revoke_grant_of_code` cannot both miss.
+    """
+    res = db.session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.id == code_id, AuthorizationCode.grant_id.is_(None))
+        .values(grant_id=grant_id))
+    return res.rowcount == 1
 
 
 # ---- grants, access tokens, refresh tokens -----------------------------------------
@@ -310,8 +414,8 @@ def park_request(client_id: str, params: dict[str, str], lifetime: int) -> str:
 
 def get_pending(rid: str | None) -> PendingAuthorization | None:
     """The parked request, or None when unknown or expired."""
-    if not rid or not isinstance(rid, str) or len(rid) > 64:
-        return None
+    if not rid or not isinstance(rid, str) or len(rid) > 64 or "\x00" in rid:
+        return None  # (PostgreSQL refuses NUL in text: unknown, not a 500)
     row = db.session.get(PendingAuthorization, rid)
     return row if row is not None and row.expires_at > now() else None
 
@@ -379,6 +483,42 @@ def remember_assertion_jti(client_id: str, jti: str, expires_at: int) -> bool:
         return False
 
 
+def claim_assertion_jti(client_id: str, jti: str, expires_at: int) -> bool:
+    """Remember an assertion ``jti`` until ``expires_at``; False while an unexpired entry
+    exists (a replay). Atomic across workers and instances by the (client_id, jti) unique
+    constraint; one Core INSERT on its own connection, committed before anything is issued.
+
+    An entry that has expired (its assertion can no longer be accepted) does not block
+    the same ``jti`` in a new assertion: it is deleted conditionally and the insert retried
+    once, so two racing requests still cannot both win.
+    """
+    table = ClientAssertionJti.__table__
+    row = {"client_id": client_id, "jti": jti, "expires_at": expires_at}
+    with _autocommit() as conn:  # each statement commits on its own
+        for attempt in range(2):
+            try:
+                conn.execute(insert(table).values(**row))
+                return True
+            except IntegrityError:
+                pass
+            if attempt:
+                return False
+            res = conn.execute(delete(table).where(
+                table.c.client_id == client_id, table.c.jti == jti,
+                table.c.expires_at < now()))
+            if res.rowcount != 1:
+                return False
+    return False
+
+
+def prune_assertion_jtis() -> int:
+    """Delete remembered ``jti`` entries that have expired; returns how many. Commits."""
+    res = db.session.execute(delete(ClientAssertionJti).where(
+        ClientAssertionJti.expires_at < now()))
+    db.session.commit()
+    return res.rowcount
+
+
 # ---- sign-in sessions ------------------------------------------------------------------
 
 def start_session(user: User, lifetime: int) -> UserSession:
@@ -414,14 +554,17 @@ def session_is_live(session_id: str) -> bool:
 # ---- patient registry ---------------------------------------------------------------
 
 def get_patient(patient_id: str) -> Patient | None:
-    if not patient_id or len(patient_id) > 64:
+    if not isinstance(patient_id, str) or not patient_id or len(patient_id) > 64 \
+            or "\x00" in patient_id:  # PostgreSQL refuses NUL in text: unknown, not a 500
         return None
     return db.session.get(Patient, patient_id)
 
 
 def search_patients(query: str = "", birth_date: str = "", limit: int = 50) -> list[Patient]:
     stmt = select(Patient)
-    q = (query or "").strip()
+    # PostgreSQL refuses NUL in text: drop it from a search rather than answer 500.
+    query, birth_date = (query or "").replace("\x00", ""), (birth_date or "").replace("\x00", "")
+    q = query.strip()
     if q:
         like = f"%{q.lower()}%"
         from sqlalchemy import func, or_
@@ -431,3 +574,131 @@ def search_patients(query: str = "", birth_date: str = "", limit: int = 50) -> l
     if birth_date:
         stmt = stmt.where(Patient.birth_date == birth_date.strip())
     return list(db.session.scalars(stmt.order_by(Patient.family, Patient.given).limit(limit)))
+
+
+# ---- counting recent audit events (TOTP failures of one sign-in) -----------------------
+
+def audit_mark() -> int:
+    """The id of the newest audit row (0 when none): later rows have larger ids."""
+    return int(db.session.scalar(select(func.max(AuditEvent.id))) or 0)
+
+
+def count_events_since(event: str, user_id: int, mark: int) -> int:
+    """How many ``event`` rows for ``user_id`` were written after :func:`audit_mark` gave
+    ``mark``. Kept in the database, so replaying an old cookie cannot reset the count."""
+    return int(db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.id > mark, AuditEvent.event == event, AuditEvent.user_id == user_id)) or 0)
+
+
+# ---- token lifecycle: introspection and connected apps -------------------------------
+
+@dataclass(frozen=True)
+class LiveGrant:
+    """What introspection needs of a live grant (columns, never a stale ORM object)."""
+
+    id: str
+    client_id: str
+    user_id: int | None
+    aud: str
+    scope: str
+    context: dict[str, Any]
+    id_token_claims: dict[str, Any] | None
+
+
+_LIVE_GRANT_COLUMNS = (Grant.id, Grant.client_id, Grant.user_id, Grant.aud, Grant.scope,
+                       Grant.context, Grant.id_token_claims, Grant.revoked_at,
+                       Grant.session_id, UserSession.ended_at.label("session_ended_at"),
+                       UserSession.expires_at.label("session_expires_at"))
+_G, _S, _R = Grant.__table__.c, UserSession.__table__.c, RevokedToken.__table__.c
+#: Built once: the introspection hot path pays for no statement construction or ORM.
+_LIVE_ACCESS_TOKEN = (
+    select(_G.id, _G.client_id, _G.user_id, _G.aud, _G.scope, _G.context,
+           _G.id_token_claims, _G.revoked_at, _G.session_id,
+           _S.ended_at.label("session_ended_at"), _S.expires_at.label("session_expires_at"),
+           exists().where(_R.jti == bindparam("jti")).label("jti_revoked"))
+    .select_from(Grant.__table__.outerjoin(UserSession.__table__, _S.id == _G.session_id))
+    .where(_G.id == bindparam("gid")))
+_JTI_REVOKED = select(exists().where(_R.jti == bindparam("jti")))
+
+
+def _live_grant(row: Any, t: int) -> LiveGrant | None:
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.session_id is not None and (
+            row.session_ended_at is not None or row.session_expires_at is None
+            or row.session_expires_at <= t):
+        return None  # online_access: the grant ended with its sign-in session
+    return LiveGrant(row.id, row.client_id, row.user_id, row.aud, row.scope,
+                     dict(row.context or {}), row.id_token_claims)
+
+
+def live_access_token(jti: str, grant_id: str | None) -> tuple[bool, LiveGrant | None]:
+    """One indexed round trip for a signature-checked, unexpired access token:
+    ``(live, grant)``.
+
+    - its ``jti`` revoked (RFC 7009), its grant unknown or revoked, or the sign-in session
+      of an ``online_access`` grant ended or expired: ``(False, None)``;
+    - no grant id (a token issued outside any grant): ``(not revoked, None)``;
+    - else ``(True, grant)`` with the grant's launch context and id_token claims.
+
+    Reads committed rows through its own connection (never the ORM session), so a
+    revocation committed by any worker or instance is seen at once.
+    """
+    with db.engine.connect() as conn:
+        if grant_id is None:
+            return (not conn.execute(_JTI_REVOKED, {"jti": jti}).scalar(), None)
+        row = conn.execute(_LIVE_ACCESS_TOKEN, {"jti": jti, "gid": grant_id}).first()
+    if row is None or row.jti_revoked:
+        return False, None
+    grant = _live_grant(row, now())
+    return grant is not None, grant
+
+
+def live_refresh_token(token: str) -> tuple[RefreshToken, LiveGrant] | None:
+    """The refresh token and its grant if the token can still be used, in one round trip.
+
+    None when unknown, expired, revoked, already rotated (used), or its grant is revoked or
+    (``online_access``) its sign-in session ended.
+    """
+    if not isinstance(token, str) or not token or len(token) > 512:
+        return None
+    t = now()
+    row = db.session.execute(
+        select(RefreshToken, *_LIVE_GRANT_COLUMNS)
+        .join(Grant, Grant.id == RefreshToken.grant_id)
+        .outerjoin(UserSession, UserSession.id == Grant.session_id)
+        .where(RefreshToken.token_hash == sha256_hex(token))
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        return None
+    refresh: RefreshToken = row[0]
+    if (refresh.revoked_at is not None or refresh.rotated_at is not None
+            or refresh.expires_at <= t):
+        return None
+    grant = _live_grant(row, t)
+    return (refresh, grant) if grant is not None else None
+
+
+@dataclass(frozen=True)
+class AppAccess:
+    """A user's live grants of one app, summed up for the account page."""
+
+    client_id: str
+    first_granted_at: int
+    last_used_at: int
+    expires_at: int
+
+
+def user_app_access(user_id: int) -> dict[str, AppAccess]:
+    """Per app (client_id): when its live grants for ``user_id`` began, were last used
+    (a token issued or refreshed) and when the last of their tokens stops working.
+    Revoked and fully expired grants are left out; an app with none is absent."""
+    rows = db.session.execute(
+        select(Grant.client_id, func.min(Grant.created_at), func.max(Grant.last_used_at),
+               func.max(Grant.expires_at))
+        .where(Grant.user_id == user_id, Grant.revoked_at.is_(None), Grant.expires_at > now())
+        .group_by(Grant.client_id))
+    return {cid: AppAccess(cid, int(first), int(last), int(exp))
+            for cid, first, last, exp in rows}
+

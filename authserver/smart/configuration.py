@@ -48,7 +48,9 @@ def _sorted(values: Iterable[str]) -> list[str]:
     return sorted(set(values))
 
 
-def smart_configuration(issuer: str, f: Features, access_token_algs: Iterable[str]) -> dict[str, Any]:
+def smart_configuration(
+    issuer: str, f: Features, access_token_algs: Iterable[str]
+) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     if "sso-openid-connect" in f.capabilities:
         # SMART: issuer and jwks_uri are REQUIRED with sso-openid-connect, else omitted.

@@ -8,6 +8,7 @@ import pytest
 
 from authserver.paths import data_dir
 
+
 class _Client:
     client_id = "c1"
     client_name = "Example App"
@@ -33,5 +34,6 @@ def test_template_renders(app, name):
         html = render_template(name, title="t", message="m", items=[], groups={},
                                patients=[], client=_Client(), req="r", next="/", error=None,
                                qr="<svg></svg>", secret="S", q="", birth_date="",
-                               describe=str)
+                               describe=str, form={}, apps=[], users=[], events=[],
+                               created=None, user=None)
     assert "<html" in html or "<!doctype" in html.lower() or "{%" not in html

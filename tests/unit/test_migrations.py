@@ -6,8 +6,8 @@ session is migrated with `authserver init`'s code path).
 
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
-from alembic.script import ScriptDirectory
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from authserver.extensions import db
