@@ -32,6 +32,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/bench_introspection.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info instance

@@ -289,3 +289,13 @@ def redact_invite_links_in_logs() -> None:
         logger = logging.getLogger(name)
         if _REDACT not in logger.filters:
             logger.addFilter(_REDACT)
+
+
+def pending(limit: int = 100) -> list[Invitation]:
+    """Invitations not yet accepted and not expired, newest first (for the admin page)."""
+    from sqlalchemy import select
+
+    return list(db.session.scalars(
+        select(Invitation).where(Invitation.accepted_at.is_(None),
+                                 Invitation.expires_at > storage.now())
+        .order_by(Invitation.created_at.desc()).limit(limit)))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
-from authserver import admin, invitations
-from authserver.views.portal import _requires
+from authserver import invitations
+from authserver.views.portal import _requires, render_console
 from authserver.web import error_page
 
 bp = Blueprint("invite", __name__)
@@ -59,9 +59,7 @@ def accept(token: str):
 
 
 def _console(user, *, error: str | None = None, invited: dict | None = None):
-    return render_template("admin.html", user=user, users=admin.list_users(),
-                           apps=admin.list_clients(), events=admin.recent_audit(),
-                           error=error, created=None, invited=invited)
+    return render_console(user, error=error, invited=invited)[0]
 
 
 @bp.post("/admin/invite")

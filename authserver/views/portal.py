@@ -40,12 +40,20 @@ def developer(user):
         400 if error else 200)
 
 
+def render_console(user, status: int = 200, **extra):  # noqa: ANN001, ANN201
+    """The admin console page; ``extra`` carries error / created / invited."""
+    from authserver import invitations
+
+    context = {"error": None, "created": None, "invited": None, **extra}
+    return render_template("admin.html", user=user, users=admin.list_users(),
+                           apps=admin.list_clients(), events=admin.recent_audit(),
+                           invitations=invitations.pending(), **context), status
+
+
 @bp.get("/admin")
 @_requires("admin")
 def console(user):
-    return render_template("admin.html", user=user, users=admin.list_users(),
-                           apps=admin.list_clients(), events=admin.recent_audit(),
-                           error=None, created=None)
+    return render_console(user)
 
 
 @bp.post("/admin/users")
@@ -58,12 +66,8 @@ def create_user(user):
                                     fhir_user=f.get("fhir_user") or None,
                                     name=f.get("name") or None, email=f.get("email") or None)
     except admin.AdminError as exc:
-        return render_template("admin.html", user=user, users=admin.list_users(),
-                               apps=admin.list_clients(), events=admin.recent_audit(),
-                               error=str(exc), created=None), 400
-    return render_template("admin.html", user=user, users=admin.list_users(),
-                           apps=admin.list_clients(), events=admin.recent_audit(),
-                           error=None, created=created)
+        return render_console(user, 400, error=str(exc))
+    return render_console(user, created=created)
 
 
 @bp.post("/admin/apps")

@@ -139,6 +139,8 @@ def test_invited_clinician_accepts_then_enrols_totp_at_first_sign_in(app, base_u
     resp = _invite(s, base_url)
     assert resp.status_code == 200, resp.text[:500]
     assert 'id="invited"' in resp.text and "dr.new@clinic.test" in resp.text
+    pending = s.get(base_url + "/admin").text.split("Pending invitations", 1)[1]
+    assert "dr.new@clinic.test" in pending.split("</table>", 1)[0]
 
     # A real message arrived, for the invited address, naming who invited them.
     assert len(inbox.envelopes) == 1
@@ -162,6 +164,8 @@ def test_invited_clinician_accepts_then_enrols_totp_at_first_sign_in(app, base_u
     assert resp.status_code == 303 and resp.headers["Location"] == "/login?invited=1"
     login = http.get(base_url + resp.headers["Location"])
     assert 'id="invited"' in login.text
+    pending = s.get(base_url + "/admin").text.split("Pending invitations", 1)[1]
+    assert "dr.new@clinic.test" not in pending.split("</table>", 1)[0]  # accepted: gone
     user = _users(app)["drnew"]
     assert (user.role, user.fhir_user, user.name, user.email) == (
         "clinician", "Practitioner/pr7", "Dr New", "dr.new@clinic.test")

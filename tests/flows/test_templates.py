@@ -35,5 +35,5 @@ def test_template_renders(app, name):
                                patients=[], client=_Client(), req="r", next="/", error=None,
                                qr="<svg></svg>", secret="S", q="", birth_date="",
                                describe=str, form={}, apps=[], users=[], events=[],
-                               created=None, user=None)
+                               created=None, user=None, invitations=[], invited=None)
     assert "<html" in html or "<!doctype" in html.lower() or "{%" not in html
