@@ -33,7 +33,9 @@ def _security_headers(resp: Response) -> Response:
     h.setdefault("X-Frame-Options", "DENY")
     h.setdefault(
         "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data: https:; style-src 'self'; "
+        # Loopback http for logos of apps registered on this machine (RFC 8252 native/dev apps).
+        "default-src 'self'; img-src 'self' data: https: http://127.0.0.1:* http://localhost:*; "
+        "style-src 'self'; "
         "script-src 'self'; frame-ancestors 'none'; "
         "base-uri 'none'",
     )
