@@ -54,6 +54,9 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_PORT": 25,
     "SMTP_FROM": "authserver@localhost",
     "SMTP_STARTTLS": 0,
+    # 1: a client's jwks_uri may resolve to private/link-local addresses (on-premises
+    # deployments). 0 (default) refuses them before connecting (SSRF, e.g. cloud metadata).
+    "JWKS_ALLOW_PRIVATE_NETWORKS": 0,
     "SMTP_USERNAME": "",
     "SMTP_PASSWORD": "",
     # Rate limits (Flask-Limiter syntax) and its storage (memory:// or redis://...).
@@ -76,7 +79,7 @@ DEFAULTS: dict[str, Any] = {
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
 #: Whole-number keys for which 0 is meaningful (everything else must be positive).
-_ZERO_OK = {"TRUST_PROXY", "SMTP_STARTTLS"}
+_ZERO_OK = {"TRUST_PROXY", "SMTP_STARTTLS", "JWKS_ALLOW_PRIVATE_NETWORKS"}
 _SIGNING_ALGS = ("RS256", "RS384", "ES256", "ES384")
 
 
@@ -194,6 +197,8 @@ def validate(conf: dict[str, Any]) -> None:
         if value < 0 or (value == 0 and key not in _ZERO_OK):
             raise ConfigError(f"{env_name(key)}: must be positive")
         conf[key] = value
+    if conf["JWKS_ALLOW_PRIVATE_NETWORKS"] not in (0, 1):
+        raise ConfigError(f"{env_name('JWKS_ALLOW_PRIVATE_NETWORKS')}: must be 0 or 1")
     if conf["SMTP_STARTTLS"] not in (0, 1):
         raise ConfigError(f"{env_name('SMTP_STARTTLS')}: must be 0 or 1")
     if conf["SMTP_PORT"] > 65535:

@@ -20,8 +20,10 @@ revocation): see :meth:`PrivateKeyJWT.get_audiences` for the ``aud`` each accept
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -33,7 +35,7 @@ from urllib.parse import urlsplit
 import requests
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from flask import current_app, has_request_context
+from flask import current_app, has_app_context, has_request_context
 from flask import request as flask_request
 
 from authserver import keys
@@ -153,6 +155,10 @@ class JwksFetcher:
                 parts.scheme == "http" and is_loopback_host(parts.hostname)):
             # SMART: the JWKS URL is fetched over TLS; plain http only for loopback.
             raise JwksError("'jwks_uri' must be https (http only for loopback hosts)")
+        allow_private = has_app_context() and current_app.config.get(
+            "JWKS_ALLOW_PRIVATE_NETWORKS")
+        if not allow_private and not address_allowed(parts.hostname):
+            raise JwksError("'jwks_uri' resolves to a private or reserved address")
         deadline = time.monotonic() + self.TIMEOUT
         body = bytearray()
         try:
@@ -184,6 +190,28 @@ class JwksFetcher:
         if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
             raise JwksError("'jwks_uri' did not return a JWK Set")
         return {"keys": [k for k in doc["keys"][: self.MAX_KEYS] if isinstance(k, dict)]}, ttl
+
+
+def address_allowed(host: str) -> bool:
+    """SSRF guard: may we connect to ``host``? Every address it resolves to must be global
+    (no private, link-local — e.g. the cloud metadata 169.254.169.254 —, reserved,
+    multicast or unspecified address); loopback stays allowed, as the SMART rules allow
+    http there for development. A name that does not resolve is left to the fetch to fail.
+    (Checked before connecting; a DNS answer that changes between this check and the
+    connection is not covered.)"""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return True
+    for info in infos:
+        ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip.is_loopback:
+            continue
+        if not ip.is_global or ip.is_multicast:
+            return False
+    return True
 
 
 # ---- the client authentication method ------------------------------------------------

@@ -225,3 +225,26 @@ def test_jwks_cache_lifetime_follows_cache_control(cache_control, age, expected)
     from authserver.oauth.client_auth import _max_age
 
     assert _max_age(cache_control, age, 300.0) == expected
+
+
+# ---- SSRF guard (checked on literal addresses: no traffic leaves this machine) -------------
+
+@pytest.mark.parametrize(("host", "allowed"), [
+    ("127.0.0.1", True), ("::1", True), ("8.8.8.8", True), ("2001:4860:4860::8888", True),
+    ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
+    ("169.254.169.254", False), ("0.0.0.0", False), ("fe80::1", False), ("fc00::1", False),
+    ("::ffff:10.0.0.1", False), ("224.0.0.1", False),
+])
+def test_jwks_uri_address_guard(host, allowed):
+    from authserver.oauth.client_auth import address_allowed
+
+    assert address_allowed(host) is allowed
+
+
+def test_jwks_uri_private_network_is_refused_before_connecting(app):
+    """A literal link-local address (cloud metadata): refused before any connection."""
+    from authserver.oauth.client_auth import JwksError, JwksFetcher
+
+    with app.app_context():
+        with pytest.raises(JwksError, match="private or reserved"):
+            JwksFetcher()._download("https://169.254.169.254/jwks.json")
