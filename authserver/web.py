@@ -46,39 +46,37 @@ def _security_headers(resp: Response) -> Response:
     return resp
 
 
-def _handle_http_error(exc: HTTPException):
-    status = exc.code or 500
+def _error(status: int, error: str, description: str, title: str, message: str):
+    """RFC 6749 §5.2 JSON for API paths (never cached), else an error page."""
     if wants_json():
-        error = {400: "invalid_request", 401: "invalid_client", 404: "not_found",
-                 405: "invalid_request", 413: "invalid_request", 429: "slow_down"}.get(
-            status, "server_error" if status >= 500 else "invalid_request")
-        resp = jsonify(error=error, error_description=exc.description or exc.name)
+        resp = jsonify(error=error, error_description=description)
         resp.status_code = status
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["Pragma"] = "no-cache"
         return resp
-    return error_page(exc.name, exc.description or exc.name, status)
+    return error_page(title, message, status)
+
+
+def _handle_http_error(exc: HTTPException):
+    status = exc.code or 500
+    error = {400: "invalid_request", 401: "invalid_client", 404: "not_found",
+             405: "invalid_request", 413: "invalid_request", 429: "slow_down"}.get(
+        status, "server_error" if status >= 500 else "invalid_request")
+    text = exc.description or exc.name
+    return _error(status, error, text, exc.name, text)
 
 
 def _handle_insecure_transport(exc: Exception):
     # Authlib refuses OAuth over plain http (except loopback); behind a TLS proxy set
     # AUTHSERVER_TRUST_PROXY so the forwarded scheme is seen.
-    if wants_json():
-        resp = jsonify(error="invalid_request", error_description="OAuth 2 requires https")
-        resp.status_code = 400
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
-    return error_page("https required", "This server only accepts https requests.", 400)
+    return _error(400, "invalid_request", "OAuth 2 requires https", "https required",
+                  "This server only accepts https requests.")
 
 
 def _handle_unexpected(exc: Exception):
     log.exception("unhandled error on %s %s", request.method, request.path)
-    if wants_json():
-        resp = jsonify(error="server_error", error_description="Internal error")
-        resp.status_code = 500
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
-    return error_page("Something went wrong", "Please try again.", 500)
+    return _error(500, "server_error", "Internal error", "Something went wrong",
+                  "Please try again.")
 
 
 def init_app(app: Flask) -> None:
