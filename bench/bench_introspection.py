@@ -26,9 +26,6 @@ import base64
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +40,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from loadgen import form_post, run_load  # noqa: E402
+from servers import free_port, start_server, stop  # noqa: E402
 
 __all__ = ["run", "raw_verify_rate"]
 
@@ -153,12 +151,6 @@ def run(base_url: str, client_id: str, client_secret: str, tokens: list[str],
 
 # ---- standalone ------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _mint(env: dict[str, str], count: int) -> tuple[str, str, list[str]]:
     """A confidential app and ``count`` access tokens of it (one grant each), in-process."""
     saved = dict(os.environ)
@@ -195,35 +187,6 @@ def _mint(env: dict[str, str], count: int) -> tuple[str, str, list[str]]:
     return client["client_id"], client["client_secret"], tokens
 
 
-def _serve(env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen:
-    exe = shutil.which("authserver", path=os.path.dirname(sys.executable)) or "authserver"
-    proc = subprocess.Popen([exe, "serve", "--port", str(port), "--workers", str(workers)],
-                            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"authserver serve exited; see {log}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    _stop(proc)
-    raise SystemExit(f"authserver serve did not become healthy; see {log}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)  # the process group we started
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""))
@@ -233,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=200)
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="authserver-bench-introspect-"))
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
     env.update(AUTHSERVER_INSTANCE_PATH=str(tmp / "instance"),
                AUTHSERVER_ISSUER=f"http://127.0.0.1:{port}", AUTHSERVER_FHIR_BASE_URL=FHIR_BASE)
@@ -241,12 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         env["AUTHSERVER_DATABASE_URL"] = args.database_url
     try:
         client_id, secret, tokens = _mint(env, args.tokens)
-        proc = _serve(env, port, args.workers, tmp / "server.log")
+        proc = start_server(env, port, args.workers, tmp / "server.log")
         try:
             result = run(f"http://127.0.0.1:{port}", client_id, secret, tokens, args.seconds,
                          concurrency=args.concurrency)
         finally:
-            _stop(proc)
+            stop(proc)
         result.update(database="postgresql" if args.database_url else "sqlite",
                       workers=args.workers, cores=os.cpu_count())
         print(json.dumps(result, indent=2))

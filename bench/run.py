@@ -22,8 +22,6 @@ import os
 import platform
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +30,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
 HERE = Path(__file__).resolve().parent
@@ -46,17 +43,12 @@ from hotpath import (  # noqa: E402
     wsgi_caller,
 )
 from loadgen import form_post, run_load  # noqa: E402
+from servers import free_port, start_server, stop  # noqa: E402
 
 from authserver import keys  # noqa: E402
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SCOPE = "system/*.rs"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cli(env: dict[str, str], *args: str) -> dict[str, Any]:
@@ -104,28 +96,6 @@ def _assertions(private: ec.EllipticCurvePrivateKey, kid: str, client_id: str, a
 
 # ---- the run ----------------------------------------------------------------------------
 
-def _start_server(env: dict[str, str], port: int, workers: int, log: Path,
-                  cmd: list[str] | None = None, ready_path: str = "/health"
-                  ) -> subprocess.Popen:
-    exe = shutil.which("authserver", path=os.path.dirname(sys.executable)) or "authserver"
-    cmd = cmd or [exe, "serve", "--host", "127.0.0.1", "--port", str(port),
-                  "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{cmd[0]} exited ({proc.returncode}); see {log}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).status_code < 500:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    _stop(proc)
-    raise SystemExit(f"{cmd[0]} did not become ready; see {log}")
-
-
 def _reference_scenario(args: argparse.Namespace, tmp: Path) -> dict:
     """The same load against bare Flask + Flask-SQLAlchemy + Authlib (bench/reference_app.py)."""
     import reference_app
@@ -136,11 +106,11 @@ def _reference_scenario(args: argparse.Namespace, tmp: Path) -> dict:
     jwks.write_text(json.dumps({"keys": [key.as_dict(private=True)]}))
     url = args.database_url or f"sqlite:///{tmp / 'reference.sqlite3'}"
     client_id, secret = reference_app.setup(url)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, REFERENCE_DATABASE_URL=url, REFERENCE_JWKS=str(jwks),
                REFERENCE_ISSUER=f"http://127.0.0.1:{port}")
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    proc = _start_server(env, port, args.workers, tmp / "reference.log", cmd=[
+    proc = start_server(env, port, args.workers, tmp / "reference.log", cmd=[
         gunicorn, "--chdir", str(HERE), "--bind", f"127.0.0.1:{port}", "--workers",
         str(args.workers), "reference_app:app"], ready_path="/token")
     basic = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
@@ -150,17 +120,7 @@ def _reference_scenario(args: argparse.Namespace, tmp: Path) -> dict:
         return _load_scenario("reference: bare Flask+Authlib", proc, port, lambda i: req,
                               args)
     finally:
-        _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)  # our own process group (start_new_session)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop(proc)
 
 
 def _group_cpu(pgid: int) -> float:
@@ -230,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="authserver-bench-"))
-    port = _free_port()
+    port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
     env.update(AUTHSERVER_INSTANCE_PATH=str(tmp / "instance"), AUTHSERVER_ISSUER=issuer)
@@ -271,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         asserts = _assertions(private, jwk["kid"], jwt_client["client_id"],
                               issuer + "/token", n_assert)
 
-        proc = _start_server(env, port, args.workers, tmp / "server.log")
+        proc = start_server(env, port, args.workers, tmp / "server.log")
         try:
             results = [_load_scenario("client_credentials secret_basic", proc, port,
                                       lambda i: secret_req, args)]
@@ -286,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(_load_scenario("client_credentials private_key_jwt", proc, port,
                                           next_assertion, args))
         finally:
-            _stop(proc)
+            stop(proc)
         if args.reference:
             results.append(_reference_scenario(args, tmp))
         report["scenarios"] = results
