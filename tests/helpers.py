@@ -169,11 +169,15 @@ class OAuthFlow:
         data = {k: v for k, v in data.items() if v is not None}
         return requests.post(self.base_url + "/token", data=data, auth=auth)
 
-    def run(self, username: str = "alice", scopes: list[str] | None = None) -> dict:
-        """The whole patient launch; returns the token response JSON."""
+    def run(self, username: str = "alice", scopes: list[str] | None = None,
+            totp: str | None = None) -> dict:
+        """The whole launch (password, then ``totp`` when given, then consent); returns the
+        token response JSON."""
         self.authorize()
         self.follow()
         self.login(username)
+        if totp is not None:
+            self.totp(totp)
         if self.last.status_code == 200 and 'name="decision"' in self.last.text:
             self.consent("allow", scopes)
         resp = self.token(self.code())

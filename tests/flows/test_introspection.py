@@ -87,12 +87,7 @@ def test_introspect_response_repeats_every_launch_context_parameter(app, base_ur
                          fhir_context=[{"reference": "DiagnosticReport/d1"}])["launch"]
     flow = OAuthFlow(base_url, client, requests.Session(), scope=EHR_SCOPES,
                      extra={"launch": launch})
-    flow.authorize()
-    flow.follow()
-    flow.login("drsmith")
-    flow.totp(totp_code(user["secret"]))
-    flow.consent()
-    token = flow.token(flow.code()).json()
+    token = flow.run("drsmith", totp=totp_code(user["secret"]))
     body = introspect(base_url, token["access_token"], auth=resource_server(app)).json()
     for name in ("patient", "encounter", "fhirContext", "intent", "need_patient_banner"):
         assert body[name] == token[name], name

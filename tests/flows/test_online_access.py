@@ -87,12 +87,7 @@ def test_online_access_in_ehr_launch_ends_with_clinician_sign_out(app, base_url)
                          auth_method="client_secret_basic")
     flow = OAuthFlow(base_url, client, requests.Session(), scope=EHR_SCOPES + " online_access",
                      extra={"launch": make_launch(app, encounter="e1")["launch"]})
-    flow.authorize()
-    flow.follow()
-    flow.login("drsmith")
-    flow.totp(totp_code(user["secret"]))
-    flow.consent()
-    token = flow.token(flow.code()).json()
+    token = flow.run("drsmith", totp=totp_code(user["secret"]))
     assert "online_access" in token["scope"].split() and token["encounter"] == "e1"
     resp = flow.refresh(token["refresh_token"])
     assert resp.status_code == 200 and resp.json()["encounter"] == "e1"
