@@ -122,3 +122,25 @@ def test_admin_disabling_an_app_ends_its_grants(app, base_url):
     resp = flow.refresh(token["refresh_token"])
     assert resp.status_code in (400, 401)
     assert resp.json()["error"] in ("invalid_client", "invalid_grant")
+
+
+def test_admin_adds_user_and_bad_input_is_a_page_error(app, base_url):
+    s = sign_in_admin(app, base_url)
+    page = s.get(base_url + "/admin")
+    token = csrf_of(page.text)
+    resp = s.post(base_url + "/admin/users", data={
+        "csrf_token": token, "username": "drnew", "role": "clinician",
+        "password": "long enough password", "fhir_user": "Practitioner/pr9"})
+    assert resp.status_code == 200 and "drnew" in resp.text
+    for form in ({"username": "drnew", "role": "clinician", "password": "long enough pw"},
+                 {"username": "x1", "role": "wizard", "password": "long enough pw"},
+                 {"username": "x2", "role": "patient", "password": "short"},
+                 {"username": "bad name!", "role": "patient", "password": "long enough pw"},
+                 {"username": "x3", "role": "patient", "password": "long enough pw",
+                  "fhir_user": "Practitioner/p1"}):
+        resp = s.post(base_url + "/admin/users", data={"csrf_token": token, **form})
+        assert resp.status_code == 400, form
+        assert 'class="error"' in resp.text
+    resp = s.post(base_url + "/admin/user-state", data={"csrf_token": token,
+                                                        "user_id": "not-a-number"})
+    assert resp.status_code == 400

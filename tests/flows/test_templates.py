@@ -36,4 +36,6 @@ def test_template_renders(app, name):
                                qr="<svg></svg>", secret="S", q="", birth_date="",
                                describe=str, form={}, apps=[], users=[], events=[],
                                created=None, user=None, invitations=[], invited=None)
-    assert "<html" in html or "<!doctype" in html.lower() or "{%" not in html
+    # A whole page came out (every template is a page), with nothing left unrendered.
+    assert html.lower().lstrip().startswith("<!doctype html>") and "</html>" in html
+    assert "{{" not in html and "{%" not in html
