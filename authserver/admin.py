@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from authserver import audit
+from authserver import audit, identifiers
 from authserver.auth import passwords, totp
 from authserver.auth.secrets_box import seal
 from authserver.extensions import db
@@ -24,10 +24,6 @@ __all__ = ["AdminError", "init_instance", "check_database", "create_user", "enro
            "create_client", "create_resource_server", "create_launch", "add_patient",
            "export_well_known"]
 
-_FHIR_USER = re.compile(r"^(Patient|Practitioner|RelatedPerson|Person|PractitionerRole)/"
-                        r"[A-Za-z0-9\-.]{1,64}$")
-_USERNAME = re.compile(r"^[A-Za-z0-9._@+\-]{1,150}$")
-_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
 class AdminError(Exception):
@@ -60,21 +56,28 @@ def check_database() -> None:
 def create_user(username: str, role: str, *, password: str | None = None,
                 fhir_user: str | None = None, name: str | None = None,
                 email: str | None = None) -> dict[str, Any]:
-    if not _USERNAME.match(username or ""):
-        raise AdminError(f"username {username!r}: use letters, digits and . _ @ + -")
+    raw_username = username
+    username = identifiers.username(username)
+    if username is None:
+        raise AdminError(f"username {raw_username!r}: use letters, digits and . _ @ + -")
     if role not in ("patient", "clinician", "admin", "developer"):
         raise AdminError(f"unknown role {role!r}")
-    if fhir_user and not _FHIR_USER.match(fhir_user):
-        raise AdminError("--fhir-user must look like Patient/ID or Practitioner/ID")
+    if fhir_user:
+        raw_fhir_user, fhir_user = fhir_user, identifiers.fhir_user(fhir_user)
+        if fhir_user is None:
+            raise AdminError(f"--fhir-user {raw_fhir_user!r} must look like Patient/ID or "
+                             "Practitioner/ID")
     if role == "patient" and fhir_user and not fhir_user.startswith("Patient/"):
         raise AdminError("a patient's --fhir-user must be Patient/ID")
     if password is not None:
         problem = passwords.check_password_policy(password)
         if problem:
             raise AdminError(f"password: {problem}")
-    if db.session.scalars(select(User).where(User.username == username)).first():
+    key = identifiers.username_key(username)
+    if db.session.scalars(select(User).where(User.username_key == key)).first():
         raise AdminError(f"user {username!r} already exists")
-    user = User(username=username, role=role, fhir_user=fhir_user, name=name, email=email,
+    user = User(username=username, username_key=key, role=role, fhir_user=fhir_user,
+                name=name, email=email,
                 password_hash=passwords.hash_password(password) if password else None,
                 created_at=storage.now())
     db.session.add(user)
@@ -151,11 +154,13 @@ def create_launch(*, patient: str, encounter: str | None = None, fhir_context: A
     from authserver.smart.launch import LaunchError, validate_fhir_context
 
     conf = current_app.config
-    if not isinstance(patient, str) or not _FHIR_ID.match(patient):
+    patient = identifiers.fhir_id(patient)
+    if patient is None:
         raise AdminError("'patient' must be a FHIR id ([A-Za-z0-9-.], at most 64)")
-    if encounter is not None and (not isinstance(encounter, str)
-                                  or not _FHIR_ID.match(encounter)):
-        raise AdminError("'encounter' must be a FHIR id ([A-Za-z0-9-.], at most 64)")
+    if encounter is not None:
+        encounter = identifiers.fhir_id(encounter)
+        if encounter is None:
+            raise AdminError("'encounter' must be a FHIR id ([A-Za-z0-9-.], at most 64)")
     try:
         fhir_context = validate_fhir_context(fhir_context)
     except LaunchError as exc:
@@ -206,9 +211,10 @@ def _is_absolute_url(value: Any) -> bool:
 
 
 def add_patient(patient_id: str, name: str, birth_date: str | None) -> dict[str, Any]:
-    if not _FHIR_ID.match(patient_id or ""):
+    patient_id = identifiers.fhir_id(patient_id)
+    if patient_id is None:
         raise AdminError("patient id must be a FHIR id ([A-Za-z0-9-.], at most 64)")
-    if birth_date and not re.match(r"^\d{4}-\d{2}-\d{2}$", birth_date):
+    if birth_date and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", birth_date):
         raise AdminError("--birth-date must be YYYY-MM-DD")
     family, _, given = (name or "").partition(",")
     if not family.strip():

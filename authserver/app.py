@@ -33,7 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,  # the token is bound to the session, which expires itself
         MAX_CONTENT_LENGTH=256 * 1024,
         JSON_SORT_KEYS=False,
-        RATELIMIT_STORAGE_URI=conf["RATELIMIT_STORAGE_URI"],
+        RATELIMIT_STORAGE_URI=conf["RATELIMIT_STORAGE_URI"] or "memory://",
         RATELIMIT_HEADERS_ENABLED=True,
     )
     # Authlib's grants log whole token dicts at DEBUG: keep them above it (DESIGN.md, style 7).

@@ -59,9 +59,31 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_ALLOW_PRIVATE_NETWORKS": 0,
     "SMTP_USERNAME": "",
     "SMTP_PASSWORD": "",
-    # Rate limits (Flask-Limiter syntax) and its storage (memory:// or redis://...).
+    # Seconds a client's jwks_uri fetch may take in all (connect, redirects refused, body).
+    "JWKS_FETCH_TIMEOUT": 2,
+    # Seconds a failed jwks_uri fetch is remembered (no new fetch meanwhile); doubles with
+    # each failure in a row, up to 20 times this.
+    "JWKS_FAILURE_CACHE": 30,
+    # 1: POST /register needs no initial access token (RFC 7591 §3 open registration).
+    # 0 (default): an administrator issues one with `authserver registration-token create`.
+    "OPEN_REGISTRATION": 0,
+    # Rate limits (Flask-Limiter syntax). LOGIN_RATE_LIMIT counts sign-in attempts per
+    # client address; LOGIN_ACCOUNT_RATE_LIMIT counts wrong passwords per account (so many
+    # addresses cannot guess one password); REGISTRATION_RATE_LIMIT counts POST /register
+    # per address.
     "LOGIN_RATE_LIMIT": "20 per minute",
-    "RATELIMIT_STORAGE_URI": "memory://",
+    "LOGIN_ACCOUNT_RATE_LIMIT": "10 per 15 minutes",
+    "REGISTRATION_RATE_LIMIT": "10 per minute",
+    # Where the counters live: empty (default) = the database, shared by every worker and
+    # instance; or a limits storage URI such as redis://host:6379 (or memory:// for one
+    # process only).
+    "RATELIMIT_STORAGE_URI": "",
+    # TOTP brute force, per account and across sign-ins: this many wrong codes within
+    # TOTP_LOCKOUT_WINDOW seconds lock the second step for TOTP_LOCKOUT_SECONDS, doubling
+    # with each lockout in a row (recorded in the audit log).
+    "TOTP_LOCKOUT_FAILURES": 10,
+    "TOTP_LOCKOUT_WINDOW": 900,
+    "TOTP_LOCKOUT_SECONDS": 900,
     # How many reverse proxies set X-Forwarded-For/-Proto/-Host in front of us (0 = none).
     "TRUST_PROXY": 0,
     # The name authenticator apps show next to a TOTP code.
@@ -79,7 +101,7 @@ DEFAULTS: dict[str, Any] = {
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
 #: Whole-number keys for which 0 is meaningful (everything else must be positive).
-_ZERO_OK = {"TRUST_PROXY", "SMTP_STARTTLS", "JWKS_ALLOW_PRIVATE_NETWORKS"}
+_ZERO_OK = {"TRUST_PROXY", "SMTP_STARTTLS", "JWKS_ALLOW_PRIVATE_NETWORKS", "OPEN_REGISTRATION"}
 _SIGNING_ALGS = ("RS256", "RS384", "ES256", "ES384")
 
 
@@ -109,12 +131,28 @@ def _secret_file(instance: Path, name: str, make: Any) -> str:
     path = instance / name
     if path.is_file():
         return path.read_text().strip()
-    instance.mkdir(parents=True, exist_ok=True)
+    _make_instance(instance)
     value = make()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(value + "\n")
     return value
+
+
+def _make_instance(instance: Path) -> None:
+    """The instance folder holds secrets and the SQLite file: created 0700 (owner only)."""
+    if not instance.is_dir():
+        instance.mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(instance, 0o700)  # mkdir's mode is masked by the umask
+
+
+def _make_sqlite_file(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would follow the umask); its
+    -wal and -shm companions take the same mode from it."""
+    _make_instance(path.parent)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
 
 
 def load_config(
@@ -147,6 +185,7 @@ def load_config(
     _validate_kek(conf["KEY_ENCRYPTION_KEY"])
     if not conf["DATABASE_URL"]:
         conf["DATABASE_URL"] = f"sqlite:///{instance / 'authserver.sqlite3'}"
+        _make_sqlite_file(instance / "authserver.sqlite3")
     conf.update(extra)
     return conf
 
@@ -199,6 +238,8 @@ def validate(conf: dict[str, Any]) -> None:
         conf[key] = value
     if conf["JWKS_ALLOW_PRIVATE_NETWORKS"] not in (0, 1):
         raise ConfigError(f"{env_name('JWKS_ALLOW_PRIVATE_NETWORKS')}: must be 0 or 1")
+    if conf["OPEN_REGISTRATION"] not in (0, 1):
+        raise ConfigError(f"{env_name('OPEN_REGISTRATION')}: must be 0 or 1")
     if conf["SMTP_STARTTLS"] not in (0, 1):
         raise ConfigError(f"{env_name('SMTP_STARTTLS')}: must be 0 or 1")
     if conf["SMTP_PORT"] > 65535:

@@ -30,8 +30,7 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from authserver import admin, audit
-from authserver.admin import _FHIR_USER
+from authserver import admin, audit, identifiers
 from authserver.extensions import db
 from authserver.models import Invitation, User
 from authserver.models.users import ROLES
@@ -48,7 +47,7 @@ MAIL_TIMEOUT = 10
 TOKEN_BYTES = 32
 
 #: What ``secrets.token_urlsafe`` makes; anything else is refused before a lookup.
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,128}")
 #: WHATWG HTML "valid e-mail address" (what <input type=email> accepts); RFC 5321 §4.5.3.1.3
 #: limits a path to 256 octets, so an address to 254.
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
@@ -97,7 +96,7 @@ def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | N
     if role not in ROLES:
         raise InvitationError(f"Unknown role {role!r}")
     fhir_user = (fhir_user or "").strip() or None
-    if fhir_user and not _FHIR_USER.match(fhir_user):
+    if fhir_user and identifiers.fhir_user(fhir_user) is None:
         raise InvitationError("The FHIR user must look like Patient/ID or Practitioner/ID")
     if role == "patient" and fhir_user and not fhir_user.startswith("Patient/"):
         raise InvitationError("A patient's FHIR user must be Patient/ID")
@@ -129,7 +128,7 @@ def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | N
 
 def _check_email(email: Any) -> str:
     email = email.strip() if isinstance(email, str) else ""
-    if not email or len(email) > _MAX_EMAIL or not _EMAIL.match(email):
+    if not email or len(email) > _MAX_EMAIL or not _EMAIL.fullmatch(email):
         raise InvitationError("Enter a valid e-mail address")
     return email
 
@@ -193,7 +192,7 @@ def _send(msg: EmailMessage) -> None:
 def find(token: str) -> Invitation | None:
     """The live invitation of ``token``, or None when it is malformed, unknown, expired or
     already accepted (the four are not told apart)."""
-    if not isinstance(token, str) or not _TOKEN.match(token):
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
         return None
     row = db.session.scalars(select(Invitation).where(
         Invitation.token_hash == storage.sha256_hex(token))).first()

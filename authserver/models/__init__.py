@@ -1,11 +1,12 @@
 """Database tables, one module per family. No OAuth or SMART logic lives here."""
 
 from authserver.models.audit import AuditEvent
-from authserver.models.clients import Client
+from authserver.models.clients import Client, ClientOrigin, RegistrationToken
 from authserver.models.invitations import Invitation
 from authserver.models.keys import SigningKey
 from authserver.models.launch import LaunchContext, PendingAuthorization
 from authserver.models.patients import Patient
+from authserver.models.policy import RateLimitCounter, ScopePolicy
 from authserver.models.tokens import (
     AuthorizationCode,
     ClientAssertionJti,
@@ -20,6 +21,7 @@ __all__ = [
     "AuditEvent",
     "AuthorizationCode",
     "Client",
+    "ClientOrigin",
     "ClientAssertionJti",
     "Consent",
     "Grant",
@@ -27,8 +29,11 @@ __all__ = [
     "LaunchContext",
     "Patient",
     "PendingAuthorization",
+    "RateLimitCounter",
     "RefreshToken",
+    "RegistrationToken",
     "RevokedToken",
+    "ScopePolicy",
     "SigningKey",
     "User",
     "UserSession",

@@ -15,6 +15,9 @@ class User(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(150), unique=True)
+    #: NFKC-normalised, case-folded ``username``: usernames are unique case-insensitively
+    #: and sign-in looks users up by this key.
+    username_key: Mapped[str] = mapped_column(String(150), unique=True)
     role: Mapped[str] = mapped_column(String(20))
     #: argon2id PHC string; never the password.
     password_hash: Mapped[str | None] = mapped_column(String(255))
@@ -26,6 +29,10 @@ class User(db.Model):
     totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: The last accepted TOTP time-step: a code is accepted once only.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    #: The TOTP step is refused until then (too many wrong codes across sign-ins).
+    totp_locked_until: Mapped[int | None] = mapped_column(BigInteger)
+    #: How many TOTP lockouts in a row: each one lasts twice as long as the one before.
+    totp_lockouts: Mapped[int] = mapped_column(Integer, default=0)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from authserver import identifiers
 from authserver.extensions import db
 from authserver.models import (
     AuditEvent,
@@ -157,11 +158,13 @@ def get_user(user_id: int | None) -> User | None:
 
 
 def get_user_by_username(username: str) -> User | None:
-    """The enabled user, or None: unknown and disabled users look the same to callers."""
-    if not isinstance(username, str) or not username or len(username) > 150 \
-            or "\x00" in username:  # PostgreSQL refuses NUL in text: unknown, not a 500
+    """The enabled user, or None: unknown and disabled users look the same to callers.
+    Usernames match case-insensitively after NFKC normalisation (``User.username_key``)."""
+    name = identifiers.username(username)
+    if name is None:  # includes NUL, which PostgreSQL refuses in text: unknown, not a 500
         return None
-    user = db.session.scalars(select(User).where(User.username == username)).first()
+    key = identifiers.username_key(name)
+    user = db.session.scalars(select(User).where(User.username_key == key)).first()
     return user if user is not None and not user.disabled else None
 
 

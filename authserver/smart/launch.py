@@ -16,7 +16,7 @@ __all__ = ["LaunchError", "validate_fhir_context", "token_context", "CONTEXT_KEY
 #: Token-response parameters that carry launch context, in the order we emit them.
 CONTEXT_KEYS = ("patient", "encounter", "fhirContext", "need_patient_banner", "smart_style_url",
                 "intent", "tenant")
-_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+_REFERENCE = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")
 
 
 class LaunchError(ValueError):
@@ -41,7 +41,7 @@ def validate_fhir_context(value: Any) -> list[dict[str, Any]] | None:
         if not any(k in item for k in ("reference", "canonical", "identifier")):
             raise LaunchError("each item needs 'reference', 'canonical' or 'identifier'")
         ref = item.get("reference")
-        if ref is not None and (not isinstance(ref, str) or not _REFERENCE.match(ref)):
+        if ref is not None and (not isinstance(ref, str) or not _REFERENCE.fullmatch(ref)):
             raise LaunchError("'reference' must be a relative reference like 'Type/id'")
         if "identifier" in item and not isinstance(item["identifier"], dict):
             raise LaunchError("'identifier' must be an object")
@@ -56,7 +56,8 @@ def validate_fhir_context(value: Any) -> list[dict[str, Any]] | None:
         if ref and ref.split("/")[0] in ("Patient", "Encounter") and role in (None, "launch"):
             raise LaunchError("Patient/Encounter go in 'patient'/'encounter', not fhirContext")
         typ = item.get("type")
-        if typ is not None and (not isinstance(typ, str) or not re.match(r"^[A-Z][A-Za-z]+$", typ)):
+        if typ is not None and (not isinstance(typ, str)
+                                or not re.fullmatch(r"[A-Z][A-Za-z]+", typ)):
             raise LaunchError("'type' must be a FHIR resource type")
         out.append({k: item[k] for k in ("reference", "canonical", "identifier", "type", "role")
                     if k in item})

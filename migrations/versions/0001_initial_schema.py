@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 21:46:20.570682
+Create Date: 2026-12-07 02:41:18.366078
 
 """
 from alembic import op
@@ -52,6 +52,27 @@ def upgrade():
     with op.batch_alter_table('patients', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_patients_family'), ['family'], unique=False)
 
+    op.create_table('rate_limit_counters',
+    sa.Column('key', sa.String(length=255), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('expires_at', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_rate_limit_counters'))
+    )
+    with op.batch_alter_table('rate_limit_counters', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rate_limit_counters_expires_at'), ['expires_at'], unique=False)
+
+    op.create_table('registration_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.Column('expires_at', sa.BigInteger(), nullable=False),
+    sa.Column('max_uses', sa.Integer(), nullable=False),
+    sa.Column('uses', sa.Integer(), nullable=False),
+    sa.Column('revoked_at', sa.BigInteger(), nullable=True),
+    sa.Column('note', sa.String(length=255), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_registration_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_registration_tokens_token_hash'))
+    )
     op.create_table('revoked_tokens',
     sa.Column('jti', sa.String(length=64), nullable=False),
     sa.Column('revoked_at', sa.BigInteger(), nullable=False),
@@ -61,6 +82,13 @@ def upgrade():
     with op.batch_alter_table('revoked_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_revoked_tokens_expires_at'), ['expires_at'], unique=False)
 
+    op.create_table('scope_policies',
+    sa.Column('subject', sa.String(length=80), nullable=False),
+    sa.Column('scope', sa.Text(), nullable=False),
+    sa.Column('updated_at', sa.BigInteger(), nullable=False),
+    sa.Column('updated_by', sa.Integer(), nullable=True),
+    sa.PrimaryKeyConstraint('subject', name=op.f('pk_scope_policies'))
+    )
     op.create_table('signing_keys',
     sa.Column('kid', sa.String(length=64), nullable=False),
     sa.Column('alg', sa.String(length=10), nullable=False),
@@ -73,6 +101,7 @@ def upgrade():
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=150), nullable=False),
+    sa.Column('username_key', sa.String(length=150), nullable=False),
     sa.Column('role', sa.String(length=20), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=True),
     sa.Column('fhir_user', sa.String(length=255), nullable=True),
@@ -80,10 +109,13 @@ def upgrade():
     sa.Column('email', sa.String(length=255), nullable=True),
     sa.Column('totp_secret_enc', sa.LargeBinary(), nullable=True),
     sa.Column('totp_last_step', sa.BigInteger(), nullable=True),
+    sa.Column('totp_locked_until', sa.BigInteger(), nullable=True),
+    sa.Column('totp_lockouts', sa.Integer(), nullable=False),
     sa.Column('disabled', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
-    sa.UniqueConstraint('username', name=op.f('uq_users_username'))
+    sa.UniqueConstraint('username', name=op.f('uq_users_username')),
+    sa.UniqueConstraint('username_key', name=op.f('uq_users_username_key'))
     )
     op.create_table('authorization_codes',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -116,6 +148,8 @@ def upgrade():
     sa.Column('client_metadata', sa.JSON(), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('can_launch', sa.Boolean(), nullable=False),
+    sa.Column('can_introspect', sa.Boolean(), nullable=False),
+    sa.Column('verified', sa.Boolean(), nullable=False),
     sa.Column('owner_id', sa.Integer(), nullable=True),
     sa.Column('disabled', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
@@ -223,6 +257,15 @@ def upgrade():
     with op.batch_alter_table('user_sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_sessions_user_id'), ['user_id'], unique=False)
 
+    op.create_table('client_origins',
+    sa.Column('origin', sa.String(length=255), nullable=False),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['client_id'], ['clients.client_id'], name=op.f('fk_client_origins_client_id_clients'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('origin', 'client_id', name=op.f('pk_client_origins'))
+    )
+    with op.batch_alter_table('client_origins', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_client_origins_client_id'), ['client_id'], unique=False)
+
     op.create_table('refresh_tokens',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
@@ -249,6 +292,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_refresh_tokens_grant_id'))
 
     op.drop_table('refresh_tokens')
+    with op.batch_alter_table('client_origins', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_client_origins_client_id'))
+
+    op.drop_table('client_origins')
     with op.batch_alter_table('user_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_user_sessions_user_id'))
 
@@ -272,10 +319,16 @@ def downgrade():
     op.drop_table('authorization_codes')
     op.drop_table('users')
     op.drop_table('signing_keys')
+    op.drop_table('scope_policies')
     with op.batch_alter_table('revoked_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_revoked_tokens_expires_at'))
 
     op.drop_table('revoked_tokens')
+    op.drop_table('registration_tokens')
+    with op.batch_alter_table('rate_limit_counters', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rate_limit_counters_expires_at'))
+
+    op.drop_table('rate_limit_counters')
     with op.batch_alter_table('patients', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_patients_family'))
 

@@ -80,7 +80,7 @@ def test_login_unknown_user_and_wrong_password_look_the_same(app, alice, base_ur
         db.session.commit()
     answers = []
     for username, password in (("alice", "wrong password!"), ("nobody", PASSWORD),
-                               ("disabled", PASSWORD), ("", ""), ("ALICE", PASSWORD)):
+                               ("disabled", PASSWORD), ("", ""), ("ALICE", "wrong password!")):
         resp = _post_login(requests.Session(), base_url, username, password)
         message = re.search(r'<p class="error" role="alert">([^<]*)</p>', resp.text).group(1)
         answers.append((resp.status_code, message))
@@ -189,3 +189,14 @@ def test_login_patient_gets_their_own_record_as_context(app, alice, base_url):
     flow = OAuthFlow(base_url, client, requests.Session())
     body = flow.run()
     assert body["patient"] == "p1"
+
+
+def test_login_username_is_case_insensitive_and_unique(app, alice, base_url):
+    from authserver import admin
+
+    resp = _post_login(requests.Session(), base_url, "ALICE", PASSWORD)
+    assert resp.status_code == 303
+    with app.app_context(), pytest.raises(admin.AdminError, match="already exists"):
+        admin.create_user("Alice", "patient", password=PASSWORD)
+    with app.app_context(), pytest.raises(admin.AdminError, match="username"):
+        admin.create_user("mallory\n", "patient", password=PASSWORD)

@@ -99,3 +99,17 @@ def test_trust_proxy_may_be_zero_but_not_negative(tmp_path):
     assert _load(tmp_path, TRUST_PROXY="0")["TRUST_PROXY"] == 0
     with pytest.raises(ConfigError, match="AUTHSERVER_TRUST_PROXY"):
         _load(tmp_path, TRUST_PROXY="-1")
+
+
+def test_instance_folder_and_sqlite_file_are_private(tmp_path):
+    import stat
+
+    from authserver.config import load_config
+
+    inst = tmp_path / "fresh" / "instance"
+    conf = load_config(environ={"AUTHSERVER_INSTANCE_PATH": str(inst)})
+    assert stat.S_IMODE(inst.stat().st_mode) == 0o700
+    db_file = inst / "authserver.sqlite3"
+    assert conf["DATABASE_URL"].endswith(str(db_file))
+    assert stat.S_IMODE(db_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((inst / "secret_key").stat().st_mode) == 0o600
