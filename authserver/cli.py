@@ -301,6 +301,54 @@ def keys_rotate() -> None:
     _emit({"active": keystore.rotate(), "keys": keystore.list_keys()})
 
 
+# ---- policy: scope ceilings ------------------------------------------------------------
+
+@cli.group()
+def policy() -> None:
+    """Scope ceilings: the most a role's or a user's grants may hold."""
+
+
+def _policy_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from authserver.policy import PolicyError
+
+    try:
+        return fn(*args, **kwargs)
+    except PolicyError as exc:
+        raise CliError(str(exc)) from None
+
+
+@policy.command("set")
+@click.option("--role", default=None, help="patient, clinician, admin or developer")
+@click.option("--user", "username", default=None, help="a username")
+@click.argument("scopes")
+@_with_app
+def policy_set(role: str | None, username: str | None, scopes: str) -> None:
+    """Set the ceiling (SMART scopes, e.g. "user/Patient.rs user/Appointment.rs")."""
+    from authserver import policy as policies
+
+    _emit(_policy_call(policies.set_policy, scopes, role=role, username=username))
+
+
+@policy.command("unset")
+@click.option("--role", default=None)
+@click.option("--user", "username", default=None)
+@_with_app
+def policy_unset(role: str | None, username: str | None) -> None:
+    """Remove a ceiling: the role's default applies again."""
+    from authserver import policy as policies
+
+    _emit(_policy_call(policies.unset_policy, role=role, username=username))
+
+
+@policy.command("show")
+@_with_app
+def policy_show() -> None:
+    """Every role's default and policy, and every user's policy."""
+    from authserver import policy as policies
+
+    _emit(policies.show_policy())
+
+
 @cli.command("export-well-known")
 @click.argument("directory", type=click.Path(file_okay=False), default=".well-known")
 @_with_app

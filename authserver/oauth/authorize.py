@@ -17,13 +17,14 @@ from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import current_app
 
-from authserver import audit
+from authserver import audit, policy
 from authserver.extensions import db
 from authserver.models import PendingAuthorization, User, UserSession
 from authserver.oauth import storage
 from authserver.oauth.grants import Authorization
 from authserver.oauth.launch import quote_param
 from authserver.oauth.server import authorization
+from authserver.smart.ceiling import apply_ceiling
 from authserver.smart.scopes import (
     ConsentItem,
     Scope,
@@ -115,8 +116,10 @@ def _own_patient(user: User) -> str | None:
     return None
 
 
-def _context(grant: Any, user: User, pending: PendingAuthorization) -> dict[str, Any] | Step:
-    """The launch context, or a Step (patient picker, or an error).
+def _context(grant: Any, user: User, pending: PendingAuthorization,
+             scopes: list[Scope]) -> dict[str, Any] | Step:
+    """The launch context for the (ceiling-narrowed) ``scopes``, or a Step (patient picker,
+    or an error).
 
     Only clinicians choose a patient (the picker) or use an EHR launch for any patient; a
     patient gets their own record only, in a standalone launch and in an EHR launch alike.
@@ -136,7 +139,7 @@ def _context(grant: Any, user: User, pending: PendingAuthorization) -> dict[str,
                "need_patient_banner": bool(launch.need_patient_banner),
                "smart_style_url": launch.smart_style_url, "tenant": launch.tenant}
         return {k: v for k, v in ctx.items() if v is not None}
-    if not _needs_patient(smart.scopes):
+    if not _needs_patient(scopes):
         return {}
     if user.role == "patient":
         own = _own_patient(user)
@@ -150,8 +153,19 @@ def _context(grant: Any, user: User, pending: PendingAuthorization) -> dict[str,
     return Step("pick_patient", pending=pending, client=grant.client.row)
 
 
-def _offered(grant: Any) -> list[ConsentItem]:
-    scopes = grant.request.smart.scopes
+def _allowed(grant: Any, user: User) -> list[Scope]:
+    """The requested scopes the app may have, narrowed to what ``user`` may see (their scope
+    ceiling, :mod:`authserver.policy`). Raises ``access_denied`` when nothing but launch
+    context would be left."""
+    scopes = apply_ceiling(grant.request.smart.scopes, policy.ceiling_for(user))
+    if all(s.kind in ("launch", "launch_context") for s in scopes):
+        # RFC 6749 §3.3: the server may grant less than requested; with nothing left to
+        # grant, the authorization server denies the request (§4.1.2.1 access_denied).
+        raise AccessDeniedError("This account may not grant any of the requested scopes")
+    return scopes
+
+
+def _offered(grant: Any, scopes: list[Scope]) -> list[ConsentItem]:
     if grant.request.smart.launch is None:
         # `launch/encounter` in a standalone launch: DROPPED, not refused. SMART
         # (scopes-and-launch-context, "Standalone apps"): "The EHR SHOULD provide the
@@ -200,14 +214,15 @@ def resume(rid: str, user: User, sess: UserSession) -> Step:
         storage.drop_pending(pending)
         return _error_step(_parked_request(pending.params), error)
     try:
-        ctx = _context(grant, user, pending)
+        scopes = _allowed(grant, user)
+        ctx = _context(grant, user, pending, scopes)
+        items = _offered(grant, scopes) if not isinstance(ctx, Step) else []
     except OAuth2Error as error:
         error.redirect_uri, error.state = grant.redirect_uri, pending.params.get("state")
         storage.drop_pending(pending)
         return _error_step(req, error)
     if isinstance(ctx, Step):
         return ctx
-    items = _offered(grant)
     consent = storage.get_consent(user.id, pending.client_id)
     if consent is not None and {i.value for i in items} <= set(consent.requested.split()):
         granted = [i.scope for i in items if i.value in set(consent.scope.split())]
@@ -239,13 +254,19 @@ def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[
                     message="Go back to the app and start again.")
     try:
         grant, req = _revalidate(pending)
-        ctx = _context(grant, user, pending)
     except OAuth2Error as error:
         storage.drop_pending(pending)
         return _error_step(_parked_request(pending.params), error)
+    try:
+        scopes = _allowed(grant, user)
+        ctx = _context(grant, user, pending, scopes)
+        items = _offered(grant, scopes) if not isinstance(ctx, Step) else []
+    except OAuth2Error as error:
+        error.redirect_uri, error.state = grant.redirect_uri, pending.params.get("state")
+        storage.drop_pending(pending)
+        return _error_step(req, error)
     if isinstance(ctx, Step):
         return ctx
-    items = _offered(grant)
     granted = granted_from_choice(items, chosen) if decision == "allow" else []
     granted = _with_launch(grant, granted)
     if not granted:

@@ -47,8 +47,15 @@ def _parsed(text: str) -> tuple[Scope, ...]:
     return tuple(parse_scopes(text))
 
 
-def system_scope(requested: str | None, registered: str) -> str:
-    """The granted scope: requested ``system/`` scopes the registration covers.
+#: The permission to introspect any token (authserver.oauth.endpoints): granted only in
+#: client_credentials, only to a client an administrator flagged ``can_introspect``.
+INTROSPECT_SCOPE = "introspect"
+
+
+def system_scope(requested: str | None, registered: str, *, can_introspect: bool = False
+                 ) -> str:
+    """The granted scope: requested ``system/`` scopes the registration covers, and
+    ``introspect`` when an administrator lets this client introspect others' tokens.
 
     Raises ``invalid_scope`` when ``scope`` is missing or malformed or nothing is left.
     """
@@ -60,6 +67,8 @@ def system_scope(requested: str | None, registered: str) -> str:
         asked = [s for s in _parsed(requested)
                  if s.resource is not None and s.resource.context == "system"]
         kept = narrow(asked, list(_parsed(registered)))
+        if can_introspect and INTROSPECT_SCOPE in requested.split(" "):
+            kept.append(Scope(INTROSPECT_SCOPE, "other"))
     except ScopeError as exc:
         raise InvalidScopeError(_safe_description(str(exc))) from None
     if not kept:
@@ -76,7 +85,9 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
     def validate_token_request(self) -> None:
         client = authenticate_for_grant(self)
-        self.request.smart_scope = system_scope(self.request.payload.scope, client.row.scope)
+        self.request.smart_scope = system_scope(
+            self.request.payload.scope, client.row.scope,
+            can_introspect=bool(getattr(client.row, "can_introspect", False)))
         self.request.smart_aud = self._audience()
 
     def _audience(self) -> str:

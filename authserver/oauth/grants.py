@@ -21,12 +21,14 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from flask import current_app
 
+from authserver import policy
 from authserver.extensions import db
 from authserver.models import AuthorizationCode, User
 from authserver.oauth import storage
 from authserver.oauth.launch import quote_param
 from authserver.oauth.tokens import issue_tokens
-from authserver.smart.scopes import ScopeError, is_subset, parse_scopes
+from authserver.smart.ceiling import apply_ceiling
+from authserver.smart.scopes import ScopeError, format_scopes, is_subset, parse_scopes
 
 __all__ = ["Authorization", "AuthorizationCodeGrant", "RefreshTokenGrant"]
 
@@ -200,6 +202,15 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         self.request.refresh_token = rotated
         self.request.smart_grant = grant
 
+    @staticmethod
+    def _within_ceiling(scope: str, user: User) -> str:
+        """The access token never exceeds what the person may see *now*: a ceiling lowered
+        (or a role changed) since the grant narrows every later access token."""
+        kept = apply_ceiling(parse_scopes(scope), policy.ceiling_for(user))
+        if all(s.kind in ("launch", "launch_context") for s in kept):
+            raise InvalidGrantError("This grant no longer fits what the account may access")
+        return format_scopes(kept)
+
     def create_token_response(self):  # noqa: ANN201
         row = self.request.refresh_token
         grant = self.request.smart_grant
@@ -208,6 +219,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         user = storage.get_user(grant.user_id) if grant.user_id else None
         if grant.user_id and user is None:
             raise InvalidGrantError("The user of this grant is no longer active")
+        if user is not None:
+            scope = self._within_ceiling(scope, user)
         refresh, refresh_exp, _ = _refresh_policy(client, row.scope, grant.session_id)
         if grant.session_id:
             sess = storage.get_session(grant.session_id)

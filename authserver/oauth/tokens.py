@@ -107,8 +107,15 @@ def issue_tokens(
     """
     conf = current_app.config
     lifetime = lifetime or conf["ACCESS_TOKEN_LIFETIME"]
-    kinds = _kinds(scope)
-    fhir_user = fhir_user_url(user, grant.aud) if "fhirUser" in kinds else None
+    parsed = parse_scopes(scope)
+    kinds = {s.kind for s in parsed}
+    # A user/ scope reaches "what the user may see": the resource server needs to know who
+    # that is, so such a token always carries fhirUser (the ceiling grants user/ scopes
+    # only to accounts that have one).
+    has_user_scope = any(s.resource is not None and s.resource.context == "user"
+                         for s in parsed)
+    fhir_user = (fhir_user_url(user, grant.aud)
+                 if "fhirUser" in kinds or has_user_scope else None)
     claims = access_token_claims(
         client_id=client.client_id, sub=str(user.id) if user else client.client_id,
         aud=grant.aud, scope=scope, lifetime=lifetime, grant_id=grant.id,

@@ -7,8 +7,9 @@ granular ``?category=`` constraints ("the resource server is responsible for ...
 results"), and the three compartments:
 
 - ``patient/`` scopes reach only the patient in context (the token's ``patient``);
-- ``user/`` scopes reach what the user may see: by default, when ``fhirUser`` is a Patient,
-  that patient's compartment, otherwise everything (a server with its own access rules passes
+- ``user/`` scopes reach what the user may see: nothing without a ``fhirUser`` (the server
+  always issues one with ``user/`` scopes); when ``fhirUser`` is a Patient, that patient's
+  compartment; otherwise everything (a server with its own access rules passes
   ``user_can_see``);
 - ``system/`` scopes reach everything.
 
@@ -120,7 +121,8 @@ def decide(scopes: Iterable[Scope], interaction: str, resource_type: str, *,
     """Decide per compartment with :func:`check_access`.
 
     ``patient/`` scopes count only with a ``patient`` in context (SMART: a patient-level
-    scope needs the patient established at launch). With ``strict``, a search under a
+    scope needs the patient established at launch); ``user/`` scopes only with a
+    ``fhir_user``. With ``strict``, a search under a
     granular scope is allowed only when its own ``params`` already stay inside the scope's
     constraints (:func:`search_satisfies`); otherwise it is allowed and its results are
     filtered by :meth:`Access.permits`.
@@ -130,6 +132,10 @@ def decide(scopes: Iterable[Scope], interaction: str, resource_type: str, *,
     for context in CONTEXTS:
         decision = check_access(scopes, interaction, resource_type, contexts=(context,))
         if not decision.allowed or (context == "patient" and not patient):
+            continue
+        if context == "user" and not fhir_user:
+            # A user/ scope reaches what *the user* may see; without fhirUser nobody can
+            # tell who that is, so it reaches nothing (never everything).
             continue
         if strict and params is not None and not search_satisfies(params, decision.filters):
             continue

@@ -229,16 +229,53 @@ def test_app_introspects_only_its_own_tokens(app, base_url):
     assert resp.status_code == 200 and resp.json() == INACTIVE
 
 
+def _introspector(app, base_url) -> dict:
+    """A backend service an administrator allowed to introspect, and its bearer token."""
+    from authserver.extensions import db
+    from authserver.models import Client
+
+    caller = make_client(app, scope="system/*.rs", grant_types=["client_credentials"],
+                         auth_method="client_secret_basic", redirect_uris=[],
+                         name="Introspector")
+    with app.app_context():
+        db.session.query(Client).filter_by(client_id=caller["client_id"]).update(
+            {"can_introspect": True})
+        db.session.commit()
+    resp = requests.post(base_url + "/token", data={
+        "grant_type": "client_credentials", "scope": "system/*.rs introspect"},
+        auth=(caller["client_id"], caller["client_secret"]))
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
 def test_bearer_token_with_introspect_scope_may_introspect(app, base_url):
     make_user(app)
     target = OAuthFlow(base_url, make_client(app), requests.Session()).run()
-    caller = make_client(app, scope="openid introspect", name="Introspector")
-    perm = OAuthFlow(base_url, caller, requests.Session(), scope="openid introspect").run()
-    assert perm["scope"] == "openid introspect"
+    perm = _introspector(app, base_url)
+    assert perm["scope"] == "system/*.rs introspect"
     resp = introspect(base_url, target["access_token"],
                       headers={"Authorization": f"Bearer {perm['access_token']}"})
     assert resp.status_code == 200
     assert resp.json()["active"] is True and resp.json()["patient"] == "p1"
+
+
+def test_introspect_scope_is_never_granted_by_a_person(app, base_url):
+    """An app that asks a patient (or anyone) for `introspect` does not get it: the
+    permission is an administrator's to give, in client_credentials only."""
+    make_user(app)
+    caller = make_client(app, scope="openid introspect", name="Self-made introspector")
+    token = OAuthFlow(base_url, caller, requests.Session(), scope="openid introspect").run()
+    assert token["scope"] == "openid"
+
+
+def test_introspect_scope_needs_the_administrator_flag(app, base_url):
+    caller = make_client(app, scope="system/*.rs introspect",
+                         grant_types=["client_credentials"],
+                         auth_method="client_secret_basic", redirect_uris=[])
+    resp = requests.post(base_url + "/token", data={
+        "grant_type": "client_credentials", "scope": "system/*.rs introspect"},
+        auth=(caller["client_id"], caller["client_secret"]))
+    assert resp.status_code == 200 and resp.json()["scope"] == "system/*.rs"
 
 
 def test_bearer_token_without_introspect_scope_is_401(launched, base_url):

@@ -366,10 +366,17 @@ def test_interaction_outside_the_scope_is_denied(issuer):
 
 
 def test_v1_scopes_are_understood(issuer):
-    token = _token(issuer, "patient/Observation.read user/Condition.write")
+    token = _token(issuer, "patient/Observation.read user/Condition.write",
+                   fhirUser=AUD + "/Practitioner/pr1")
     assert token.access("s", "Observation").allowed
     assert not token.access("u", "Observation").allowed
     assert token.access("u", "Condition").allowed and not token.access("r", "Condition").allowed
+
+
+def test_user_scope_without_fhir_user_reaches_nothing(issuer):
+    token = _token(issuer, "user/*.cruds", patient=None)
+    for interaction in ("r", "s", "c", "u", "d"):
+        assert not token.access(interaction, "Observation").allowed
 
 
 def test_user_scope_of_a_patient_user_reaches_their_own_compartment(issuer):

@@ -1,0 +1,107 @@
+"""Who may see what: each person's scope ceiling (:mod:`authserver.smart.ceiling`) from their
+role's default and an administrator's policies, and the verbs that set those policies
+(``authserver policy set|unset|show`` and the admin console).
+
+A policy is stored per subject: ``role:<role>`` or ``user:<id>``; a user's policy replaces
+their role's. Not-found: no policy means the role's default ceiling. Changes take effect at
+the next authorization and the next refresh (access tokens already issued keep their scope
+until they expire, at most ``ACCESS_TOKEN_LIFETIME``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from authserver import audit, identifiers
+from authserver.extensions import db
+from authserver.models import ScopePolicy, User
+from authserver.models.users import ROLES
+from authserver.oauth import storage
+from authserver.smart.ceiling import Ceiling, PolicyError, check_policy, effective_ceiling
+from authserver.smart.scopes import format_scopes
+
+__all__ = ["PolicyError", "ceiling_for", "set_policy", "unset_policy", "show_policy"]
+
+
+def _subject(role: str | None, username: str | None) -> tuple[str, str | None]:
+    """(subject key, the role whose rules apply); PolicyError for an unknown one."""
+    if (role is None) == (username is None):
+        raise PolicyError("name exactly one of --role or --user")
+    if role is not None:
+        if role not in ROLES:
+            raise PolicyError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+        return f"role:{role}", role
+    user = _user(username)
+    return f"user:{user.id}", user.role
+
+
+def _user(username: str | None) -> User:
+    name = identifiers.username(username)
+    user = None
+    if name is not None:
+        user = db.session.scalars(select(User).where(
+            User.username_key == identifiers.username_key(name))).first()
+    if user is None:
+        raise PolicyError(f"no user {username!r}")
+    return user
+
+
+def ceiling_for(user: User) -> Ceiling:
+    """``user``'s ceiling now: their role's default narrowed by the applicable policy."""
+    rows = dict(db.session.execute(select(ScopePolicy.subject, ScopePolicy.scope).where(
+        ScopePolicy.subject.in_((f"role:{user.role}", f"user:{user.id}")))).all())
+    return effective_ceiling(user.role, user.fhir_user, rows.get(f"role:{user.role}"),
+                             rows.get(f"user:{user.id}"))
+
+
+def set_policy(scope: str, *, role: str | None = None, username: str | None = None,
+               by: int | None = None) -> dict[str, Any]:
+    """Set the ceiling of a role or a user (replacing any earlier one); commits."""
+    subject, applies_to = _subject(role, username)
+    text = format_scopes(check_policy(applies_to, scope if isinstance(scope, str) else ""))
+    row = db.session.get(ScopePolicy, subject)
+    if row is None:
+        row = ScopePolicy(subject=subject, scope=text, updated_at=storage.now(), updated_by=by)
+        db.session.add(row)
+    else:
+        row.scope, row.updated_at, row.updated_by = text, storage.now(), by
+    audit.record("policy.set", user_id=by, subject=subject, scope=text)
+    db.session.commit()
+    return {"subject": subject, "scope": text}
+
+
+def unset_policy(*, role: str | None = None, username: str | None = None,
+                 by: int | None = None) -> dict[str, Any]:
+    """Remove a role's or user's policy (back to the role's default); commits."""
+    subject, _ = _subject(role, username)
+    row = db.session.get(ScopePolicy, subject)
+    if row is not None:
+        db.session.delete(row)
+        audit.record("policy.unset", user_id=by, subject=subject)
+        db.session.commit()
+    return {"subject": subject, "scope": None}
+
+
+def show_policy() -> dict[str, Any]:
+    """Every policy, with each role's default for reference."""
+    rows = db.session.scalars(select(ScopePolicy).order_by(ScopePolicy.subject)).all()
+    users = {u.id: u.username for u in db.session.scalars(select(User).where(User.id.in_(
+        [int(r.subject[5:]) for r in rows if r.subject.startswith("user:")])))}
+    out: dict[str, Any] = {"roles": {}, "users": {}}
+    for role in ROLES:
+        default = effective_ceiling(role, "Practitioner/x" if role == "clinician" else None,
+                                    None, None)
+        out["roles"][role] = {"default": _describe(default), "policy": None}
+    for r in rows:
+        kind, _, key = r.subject.partition(":")
+        if kind == "role" and key in out["roles"]:
+            out["roles"][key]["policy"] = r.scope
+        elif kind == "user":
+            out["users"][users.get(int(key), key)] = r.scope
+    return out
+
+
+def _describe(ceiling: Ceiling) -> str:
+    return " ".join([r.raw for r in ceiling.resources] + sorted(ceiling.kinds))
