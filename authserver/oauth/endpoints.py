@@ -154,7 +154,8 @@ def read_access_token(token: Any) -> AccessTokenInfo | None:
     claims = _verified_claims(token)
     if claims is None:
         return None
-    live, grant = storage.live_access_token(claims["jti"], claims.get("gid"))
+    live, grant = storage.live_access_token(claims["jti"], claims.get("gid"),
+                                            claims["client_id"])
     return AccessTokenInfo(claims, grant) if live else None
 
 

@@ -611,22 +611,37 @@ class LiveGrant:
 _LIVE_GRANT_COLUMNS = (Grant.id, Grant.client_id, Grant.user_id, Grant.aud, Grant.scope,
                        Grant.context, Grant.id_token_claims, Grant.revoked_at,
                        Grant.session_id, UserSession.ended_at.label("session_ended_at"),
-                       UserSession.expires_at.label("session_expires_at"))
+                       UserSession.expires_at.label("session_expires_at"),
+                       User.disabled.label("user_disabled"),
+                       Client.disabled.label("client_disabled"))
 _G, _S, _R = Grant.__table__.c, UserSession.__table__.c, RevokedToken.__table__.c
+_U, _C = User.__table__.c, Client.__table__.c
 #: Built once: the introspection hot path pays for no statement construction or ORM.
+#: A disabled user or client makes the grant's tokens inactive at once (no cache).
 _LIVE_ACCESS_TOKEN = (
     select(_G.id, _G.client_id, _G.user_id, _G.aud, _G.scope, _G.context,
            _G.id_token_claims, _G.revoked_at, _G.session_id,
            _S.ended_at.label("session_ended_at"), _S.expires_at.label("session_expires_at"),
+           _U.disabled.label("user_disabled"), _C.disabled.label("client_disabled"),
            exists().where(_R.jti == bindparam("jti")).label("jti_revoked"))
-    .select_from(Grant.__table__.outerjoin(UserSession.__table__, _S.id == _G.session_id))
+    .select_from(Grant.__table__
+                 .outerjoin(UserSession.__table__, _S.id == _G.session_id)
+                 .outerjoin(User.__table__, _U.id == _G.user_id)
+                 .outerjoin(Client.__table__, _C.client_id == _G.client_id))
     .where(_G.id == bindparam("gid")))
-_JTI_REVOKED = select(exists().where(_R.jti == bindparam("jti")))
+#: A token without a grant (client_credentials): its jti not revoked, its client enabled.
+_GRANTLESS_LIVE = select(
+    exists().where(_R.jti == bindparam("jti")).label("jti_revoked"),
+    exists().where(_C.client_id == bindparam("cid"), _C.disabled.is_(False))
+    .label("client_enabled"))
 
 
 def _live_grant(row: Any, t: int) -> LiveGrant | None:
     if row is None or row.revoked_at is not None:
         return None
+    if row.client_disabled is not False or (row.user_id is not None
+                                             and row.user_disabled is not False):
+        return None  # disabled (or deleted) since: inactive at once
     if row.session_id is not None and (
             row.session_ended_at is not None or row.session_expires_at is None
             or row.session_expires_at <= t):
@@ -635,13 +650,15 @@ def _live_grant(row: Any, t: int) -> LiveGrant | None:
                      dict(row.context or {}), row.id_token_claims)
 
 
-def live_access_token(jti: str, grant_id: str | None) -> tuple[bool, LiveGrant | None]:
+def live_access_token(jti: str, grant_id: str | None, client_id: str | None = None
+                      ) -> tuple[bool, LiveGrant | None]:
     """One indexed round trip for a signature-checked, unexpired access token:
     ``(live, grant)``.
 
-    - its ``jti`` revoked (RFC 7009), its grant unknown or revoked, or the sign-in session
-      of an ``online_access`` grant ended or expired: ``(False, None)``;
-    - no grant id (a token issued outside any grant): ``(not revoked, None)``;
+    - its ``jti`` revoked (RFC 7009), its grant unknown or revoked, its user or client
+      disabled, or the sign-in session of an ``online_access`` grant ended or expired:
+      ``(False, None)``;
+    - no grant id (client_credentials): ``(not revoked and client_id enabled, None)``;
     - else ``(True, grant)`` with the grant's launch context and id_token claims.
 
     Reads committed rows through its own connection (never the ORM session), so a
@@ -649,7 +666,8 @@ def live_access_token(jti: str, grant_id: str | None) -> tuple[bool, LiveGrant |
     """
     with db.engine.connect() as conn:
         if grant_id is None:
-            return (not conn.execute(_JTI_REVOKED, {"jti": jti}).scalar(), None)
+            row = conn.execute(_GRANTLESS_LIVE, {"jti": jti, "cid": client_id}).first()
+            return (not row.jti_revoked and bool(row.client_enabled), None)
         row = conn.execute(_LIVE_ACCESS_TOKEN, {"jti": jti, "gid": grant_id}).first()
     if row is None or row.jti_revoked:
         return False, None
@@ -670,6 +688,8 @@ def live_refresh_token(token: str) -> tuple[RefreshToken, LiveGrant] | None:
         select(RefreshToken, *_LIVE_GRANT_COLUMNS)
         .join(Grant, Grant.id == RefreshToken.grant_id)
         .outerjoin(UserSession, UserSession.id == Grant.session_id)
+        .outerjoin(User, User.id == Grant.user_id)
+        .outerjoin(Client, Client.client_id == Grant.client_id)
         .where(RefreshToken.token_hash == sha256_hex(token))
         .execution_options(populate_existing=True)
     ).first()
