@@ -171,8 +171,13 @@ def test_introspect_signed_token_with_bad_claims_is_inactive(launched, app, base
 
 def test_introspect_signed_token_with_good_claims_is_active(launched, app, base_url):
     # The control for the case above: the same construction, nothing wrong, is active.
-    token = sign(app, _claims(base_url))
+    token = sign(app, _claims(base_url, client_id=launched["client"]["client_id"]))
     assert introspect(base_url, token, auth=launched["rs"]).json()["active"] is True
+
+
+def test_introspect_grantless_token_of_unknown_client_is_inactive(launched, app, base_url):
+    token = sign(app, _claims(base_url, client_id="no-such-client"))
+    assert introspect(base_url, token, auth=launched["rs"]).json() == INACTIVE
 
 
 def test_introspect_token_of_unknown_grant_is_inactive(launched, app, base_url):
