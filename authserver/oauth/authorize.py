@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    InteractionRequiredError,
+    LoginRequiredError,
+)
 from flask import current_app
 
 from authserver import audit, policy
@@ -33,7 +39,7 @@ from authserver.smart.scopes import (
     granted_from_choice,
 )
 
-__all__ = ["Step", "begin", "resume", "decide", "choose_patient", "picker_check",
+__all__ = ["Step", "begin", "resume", "signed_out", "decide", "choose_patient", "picker_check",
            "KNOWN_PARAMS"]
 
 #: The role that may pick any patient and use EHR launches.
@@ -73,8 +79,15 @@ def _error_step(request: OAuth2Request, error: OAuth2Error) -> Step:
                 message=error.description or error.error)
 
 
-def begin(values: Any) -> Step:
-    """A new /authorize request (GET query or POST form): validate and park it."""
+def _session_mark(sess: UserSession | None) -> str | None:
+    """What a parked request remembers of the sign-in it arrived in (a digest, not the id):
+    ``prompt=login`` is satisfied only by a sign-in after it."""
+    return f"sid:{storage.sha256_hex(sess.id)}" if sess is not None else None
+
+
+def begin(values: Any, sess: UserSession | None = None) -> Step:
+    """A new /authorize request (GET query or POST form): validate and park it. ``sess`` is
+    the sign-in the browser already has, if any."""
     req = _parked_request({k: v for k, v in values.items(multi=False)})
     req.payload = _MultiPayload(values)
     try:
@@ -83,7 +96,8 @@ def begin(values: Any) -> Step:
         return _error_step(req, error)
     params = {k: values.get(k) for k in KNOWN_PARAMS if values.get(k) is not None}
     rid = storage.park_request(grant.client.client_id, params,
-                               current_app.config["PENDING_AUTHORIZATION_LIFETIME"])
+                               current_app.config["PENDING_AUTHORIZATION_LIFETIME"],
+                               note=_session_mark(sess))
     return Step("login", location=f"/authorize/continue?req={rid}")
 
 
@@ -199,36 +213,88 @@ def picker_check(rid: str, user: User) -> Step | None:
     return None
 
 
+def _prompts(pending: PendingAuthorization) -> set[str]:
+    return set(str(pending.params.get("prompt") or "").split())
+
+
+def _needs_fresh_sign_in(pending: PendingAuthorization, sess: UserSession) -> bool:
+    """OIDC Core §3.1.2.1: ``prompt=login`` (and ``select_account``, which we serve the
+    same way) "SHOULD prompt the End-User for reauthentication"; ``max_age``: "If the
+    elapsed time is greater than this value, the OP MUST attempt to actively re-authenticate
+    the End-User"."""
+    prompts = _prompts(pending)
+    if prompts & {"login", "select_account"} and (
+            sess.auth_time < pending.created_at or pending.note == _session_mark(sess)):
+        return True  # the sign-in is older than the request, or the one it arrived in
+    max_age = pending.params.get("max_age")
+    return max_age is not None and storage.now() - sess.auth_time > int(max_age)
+
+
+def _refuse(grant: Any, req: OAuth2Request, pending: PendingAuthorization,
+            error: OAuth2Error) -> Step:
+    """Send ``error`` back to the app (its redirect URI is trusted by now)."""
+    error.redirect_uri, error.state = grant.redirect_uri, pending.params.get("state")
+    storage.drop_pending(pending)
+    return _error_step(req, error)
+
+
+def _sign_in_step(rid: str) -> Step:
+    return Step("login", location="/login?" + urlencode(
+        {"next": f"/authorize/continue?req={rid}"}))
+
+
+def signed_out(rid: str) -> Step:
+    """/authorize/continue without a signed-in user: the sign-in page, or for
+    ``prompt=none`` (OIDC Core §3.1.2.6) ``login_required`` sent back to the app."""
+    pending = storage.get_pending(rid)
+    if pending is not None and "none" in _prompts(pending):
+        try:
+            grant, req = _revalidate(pending)
+        except OAuth2Error as error:
+            storage.drop_pending(pending)
+            return _error_step(_parked_request(pending.params), error)
+        return _refuse(grant, req, pending, LoginRequiredError())
+    return _sign_in_step(rid)
+
+
 def resume(rid: str, user: User, sess: UserSession) -> Step:
     """Continue a parked request for the signed-in user."""
     pending = storage.get_pending(rid)
     if pending is None:
         return Step("error_page", title="This sign-in request has expired",
                     message="Go back to the app and start again.")
-    if not storage.bind_pending(pending, user.id):
-        return Step("error_page", title="This request belongs to another sign-in",
-                    message="Go back to the app and start again.", status=403)
     try:
         grant, req = _revalidate(pending)
     except OAuth2Error as error:
         storage.drop_pending(pending)
         return _error_step(_parked_request(pending.params), error)
+    prompts = _prompts(pending)
+    if pending.user_id is None and _needs_fresh_sign_in(pending, sess):
+        if "none" in prompts:
+            return _refuse(grant, req, pending, LoginRequiredError())
+        return _sign_in_step(rid)
+    if not storage.bind_pending(pending, user.id):
+        return Step("error_page", title="This request belongs to another sign-in",
+                    message="Go back to the app and start again.", status=403)
     try:
         scopes = _allowed(grant, user)
         ctx = _context(grant, user, pending, scopes)
         items = _offered(grant, scopes) if not isinstance(ctx, Step) else []
     except OAuth2Error as error:
-        error.redirect_uri, error.state = grant.redirect_uri, pending.params.get("state")
-        storage.drop_pending(pending)
-        return _error_step(req, error)
+        return _refuse(grant, req, pending, error)
     if isinstance(ctx, Step):
+        if "none" in prompts:
+            return _refuse(grant, req, pending, InteractionRequiredError(
+                "A patient must be chosen, which needs the user's interaction"))
         return ctx
-    consent = storage.get_consent(user.id, pending.client_id)
+    consent = None if "consent" in prompts else storage.get_consent(user.id, pending.client_id)
     if consent is not None and {i.value for i in items} <= set(consent.requested.split()):
         granted = [i.scope for i in items if i.value in set(consent.scope.split())]
         granted = _with_launch(grant, granted)
         if granted:
             return _issue(grant, req, pending, user, sess, granted, ctx)
+    if "none" in prompts:
+        return _refuse(grant, req, pending, ConsentRequiredError())
     return Step("consent", items=items, client=grant.client.row, pending=pending)
 
 

@@ -21,6 +21,7 @@ from authserver.oauth import storage
 from authserver.smart.scopes import Scope, ScopeError, parse_scopes
 
 __all__ = ["SmartAuthorizeRequest", "SmartLaunch", "normalize_aud", "quote_param",
+           "check_prompt", "PROMPT_VALUES",
            "MAX_PARAM_LENGTH",
            "smart_style", "smart_style_url", "STYLE_PATH"]
 
@@ -69,6 +70,26 @@ def smart_style_url() -> str:
     return f"{current_app.config['ISSUER']}{STYLE_PATH}?v={version}"
 
 
+#: OpenID Connect Core §3.1.2.1 ``prompt`` values this server honours.
+PROMPT_VALUES = ("none", "login", "consent", "select_account")
+
+
+def check_prompt(prompt: Any, max_age: Any) -> None:
+    """OIDC Core §3.1.2.1: ``prompt`` is a space-delimited list of known values, and "If
+    this parameter contains none with any other value, an error is returned"; ``max_age``
+    is a non-negative whole number of seconds."""
+    if prompt is not None:
+        values = str(prompt).split(" ")
+        unknown = [v for v in values if v not in PROMPT_VALUES]
+        if unknown:
+            raise InvalidRequestError(f"Unsupported 'prompt' value '{quote_param(unknown[0])}'")
+        if "none" in values and len(set(values)) > 1:
+            raise InvalidRequestError("'prompt=none' cannot be combined with other values")
+    if max_age is not None and not (isinstance(max_age, str) and max_age.isascii()
+                                    and max_age.isdigit() and len(max_age) <= 10):
+        raise InvalidRequestError("'max_age' must be a whole number of seconds")
+
+
 @dataclass
 class SmartAuthorizeRequest:
     """What the SMART checks established about a valid /authorize request."""
@@ -103,6 +124,7 @@ class SmartLaunch:
                 raise InvalidRequestError(f"'{quote_param(key)}' is too long")
         if not data.get("state"):
             raise InvalidRequestError("Missing 'state'")
+        check_prompt(data.get("prompt"), data.get("max_age"))
         aud = data.get("aud") or data.get("resource")
         if not aud:
             raise InvalidRequestError("Missing 'aud'")

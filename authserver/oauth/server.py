@@ -111,6 +111,8 @@ def init_app(app: Flask) -> None:
     f.scopes |= set(ADVERTISED_SCOPES)
     f.claims |= {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
                  "fhirUser", "name", "email"}
+    # OIDC Core §3.1.2.1 prompt (and max_age), honoured by authserver.oauth.authorize.
+    f.prompt_values |= {"none", "login", "consent", "select_account"}
     # Clinicians and EHRs (issue 4): EHR launch with its context (SmartLaunch, POST /launch,
     # /smart-style.json), the clinician's patient picker, user/ scopes, and online_access
     # refresh tokens that end with the sign-in session. Each proven by tests/flows/

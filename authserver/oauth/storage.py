@@ -405,12 +405,13 @@ def list_consents(user_id: int) -> list[Consent]:
 
 # ---- parked authorization requests -----------------------------------------------
 
-def park_request(client_id: str, params: dict[str, str], lifetime: int) -> str:
+def park_request(client_id: str, params: dict[str, str], lifetime: int,
+                 note: str | None = None) -> str:
     """Keep a validated /authorize request server side; returns its (random) handle."""
     rid = new_secret(24)
     t = now()
     db.session.add(PendingAuthorization(id=rid, client_id=client_id, params=params,
-                                        created_at=t, expires_at=t + lifetime))
+                                        note=note, created_at=t, expires_at=t + lifetime))
     db.session.commit()
     return rid
 

@@ -37,6 +37,7 @@ class Features:
     response_types: set[str] = field(default_factory=set)
     code_challenge_methods: set[str] = field(default_factory=set)
     claims: set[str] = field(default_factory=set)
+    prompt_values: set[str] = field(default_factory=set)
 
 
 def endpoint_urls(issuer: str, names: Iterable[str]) -> dict[str, str]:
@@ -88,4 +89,7 @@ def openid_configuration(issuer: str, f: Features, id_token_algs: Iterable[str])
     )
     if f.auth_signing_algs:
         doc["token_endpoint_auth_signing_alg_values_supported"] = _sorted(f.auth_signing_algs)
+    if f.prompt_values:
+        # OpenID Connect Prompt Create 1.0 §4.1 / RFC 8414 registry: prompt_values_supported.
+        doc["prompt_values_supported"] = _sorted(f.prompt_values)
     return doc

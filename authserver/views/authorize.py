@@ -33,7 +33,8 @@ def _render(step: flow.Step, *, post: bool = False):
 @bp.route("/authorize", methods=["GET", "POST"])
 @csrf.exempt  # apps POST here cross-site (authorize-post); nothing is decided on this request
 def authorize():
-    return _render(flow.begin(request.values), post=request.method == "POST")
+    return _render(flow.begin(request.values, auth.current_session()),
+                   post=request.method == "POST")
 
 
 @bp.route("/authorize/continue", methods=["GET", "POST"])
@@ -41,7 +42,7 @@ def resume():
     rid = request.values.get("req", "")
     user, sess = auth.current_user(), auth.current_session()
     if user is None:
-        return redirect(url_for("login.login", next=f"/authorize/continue?req={rid}"), 303)
+        return _render(flow.signed_out(rid))
     if request.method == "GET":
         return _render(flow.resume(rid, user, sess))
     step = flow.decide(rid, user, sess, request.form.get("decision", ""),
