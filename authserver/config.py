@@ -54,8 +54,9 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_PORT": 25,
     "SMTP_FROM": "authserver@localhost",
     "SMTP_STARTTLS": 0,
-    # 1: a client's jwks_uri may resolve to private/link-local addresses (on-premises
-    # deployments). 0 (default) refuses them before connecting (SSRF, e.g. cloud metadata).
+    # 1: a client's jwks_uri may resolve to private, loopback or link-local addresses
+    # (on-premises deployments, development). 0 (default) refuses them before connecting
+    # (SSRF, e.g. cloud metadata).
     "JWKS_ALLOW_PRIVATE_NETWORKS": 0,
     "SMTP_USERNAME": "",
     "SMTP_PASSWORD": "",

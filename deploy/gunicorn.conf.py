@@ -1,7 +1,10 @@
 """gunicorn settings for authserver (`authserver serve` passes --bind and --workers)."""
 
-# Sync workers: every request is short (a signature, a hash, one indexed query).
-worker_class = "sync"
+# Threaded workers, as `authserver serve` runs them (authserver/serving.py is the reference):
+# a private_key_jwt client's jwks_uri fetch may wait up to JWKS_FETCH_TIMEOUT and must
+# hold one thread, never a whole worker.
+worker_class = "gthread"
+threads = 4
 timeout = 30
 graceful_timeout = 10
 keepalive = 5

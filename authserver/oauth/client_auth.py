@@ -16,27 +16,34 @@ Signatures are checked by :func:`authserver.keys.verify_compact` (never ``none``
 
 The method works for every endpoint that authenticates clients (token, introspection,
 revocation): see :meth:`PrivateKeyJWT.get_audiences` for the ``aud`` each accepts.
+
+A client's ``jwks_uri`` is fetched by :class:`JwksFetcher` so that a slow, hanging or
+failing one costs that client only, and the client learns nothing of what answered there
+(see the comment opening its section).
 """
 
 from __future__ import annotations
 
+import http.client
+import io
 import ipaddress
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-import requests
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import current_app, has_app_context, has_request_context
 from flask import request as flask_request
+from requests.certs import where as requests_ca_bundle
 
 from authserver import keys
 from authserver.oauth import storage
@@ -53,15 +60,45 @@ _OWN_AUDIENCE_PATHS = ("/introspect", "/revoke")
 
 
 class JwksError(Exception):
-    """The client's ``jwks_uri`` could not be used; the message is safe to show the client."""
+    """The client's ``jwks_uri`` could not be used. ``str()`` is the one text the client
+    is shown, whatever happened; ``reason`` says what happened, for the server's log."""
+
+    MESSAGE = "could not fetch jwks_uri"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(self.MESSAGE)
+        self.reason = reason
 
 
 # ---- the client's JWKS: fetched, cached as its Cache-Control allows ------------------
+#
+# A client's jwks_uri is a URL chosen by whoever registered the client, so fetching it
+# must cost that client only (issue 11):
+# - one fetch takes at most the fetch timeout in all: name lookup, connect, TLS, request,
+#   status line, headers and body share one wall-clock deadline (a socket timeout alone
+#   restarts on every byte, so a server trickling a byte a second would hold us for hours);
+# - a failed fetch is remembered per (client, jwks_uri) for JWKS_FAILURE_CACHE seconds,
+#   doubling with each failure in a row up to FAILURE_BACKOFF_CAP times that: meanwhile
+#   the client's requests fail at once, without touching the network;
+# - at most one fetch per client is in flight in a process, and at most
+#   MAX_CONCURRENT_FETCHES in all (fewer than the threads of a worker, see serving.py):
+#   a request that would need another fails at once instead of waiting;
+# - locks guard the cache only and are never held during network I/O;
+# - the client is told "could not fetch jwks_uri" and nothing more (no host, port, status,
+#   timing word or content: the server must not be a port scanner); the log says why.
 
 @dataclass
-class _Cached:
-    jwks: dict[str, Any]
-    expires: float  # monotonic
+class _Entry:
+    """What is known of one (client_id, jwks_uri)."""
+
+    jwks: dict[str, Any] | None = None  # the last JWK Set downloaded, while fresh
+    expires: float = 0.0  # clock time the JWK Set stops being fresh
+    refetched: float | None = None  # clock time of the last unknown-kid refetch
+    failures: int = 0  # failed downloads in a row
+    retry_at: float = 0.0  # no download before this clock time (the negative cache)
+
+    def empty(self) -> bool:
+        return self.jwks is None and self.failures == 0 and self.refetched is None
 
 
 def _max_age(cache_control: str | None, age: str | None, default: float) -> float:
@@ -91,10 +128,21 @@ def _max_age(cache_control: str | None, age: str | None, default: float) -> floa
 
 class JwksFetcher:
     """Fetches clients' JWK Sets from their registered ``jwks_uri`` and caches them per
-    process, never longer than the response's Cache-Control allows."""
+    process, never longer than the response's Cache-Control allows; failures are
+    remembered (see the comment above). Settings left ``None`` are read from the app's
+    configuration (``JWKS_FETCH_TIMEOUT``, ``JWKS_FAILURE_CACHE``,
+    ``JWKS_ALLOW_PRIVATE_NETWORKS``) at each call, else the class defaults. ``clock``
+    times the caches only; a download's deadline is always real time."""
 
-    #: Whole-download deadline, seconds (connect + read).
-    TIMEOUT = 5.0
+    #: Whole-download deadline, seconds (lookup + connect + TLS + headers + body).
+    TIMEOUT = 2.0
+    #: Seconds a failed download is remembered; doubles with each failure in a row...
+    FAILURE_CACHE = 30.0
+    #: ... up to this many times FAILURE_CACHE.
+    FAILURE_BACKOFF_CAP = 20
+    #: Downloads in flight at once in a process (any clients). Kept below the threads of
+    #: a gunicorn worker (serving.THREADS) so requests that fetch nothing always find one.
+    MAX_CONCURRENT_FETCHES = 2
     #: Largest JWKS document accepted, bytes.
     MAX_BYTES = 64 * 1024
     #: Most keys read from one document.
@@ -105,113 +153,314 @@ class JwksFetcher:
     MAX_TTL = 3600.0
     #: An unknown ``kid`` triggers a fresh download at most this often per client, seconds.
     REFETCH_INTERVAL = 60.0
-    #: Clients whose keys are cached at once (least recently used dropped).
+    #: (client, jwks_uri) pairs remembered at once (least recently used dropped).
     MAX_ENTRIES = 1000
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *,
+                 timeout: float | None = None, failure_cache: float | None = None,
+                 allow_private_networks: bool | None = None) -> None:
         self._clock = clock
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
-        self._refetched: dict[str, float] = {}
+        self._timeout = timeout
+        self._failure_cache = failure_cache
+        self._allow_private = allow_private_networks
+        self._lock = threading.Lock()  # guards the two below; never held during I/O
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._in_flight: set[str] = set()  # client_ids being downloaded for
 
-    def cached(self, client_id: str, uri: str) -> dict[str, Any] | None:
+    def key_set(self, client_id: str, uri: str,
+                accept: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The client's JWK Set: the cached one while fresh and ``accept``-ed (it holds
+        the key wanted); else downloaded now — also when a fresh set lacks the key (the
+        client may have rotated), at most once per REFETCH_INTERVAL, else that set is
+        returned as it is. Raises :class:`JwksError` when a download fails or may not start
+        (a failure is remembered, another download for the client or too many downloads
+        are in flight)."""
+        key = (client_id, uri)
         with self._lock:
-            hit = self._cache.get((client_id, uri))
-            if hit is None or hit.expires <= self._clock():
-                return None
-            self._cache.move_to_end((client_id, uri))
-            return hit.jwks
-
-    def may_refetch(self, client_id: str) -> bool:
-        """True (and remembered) when an unknown-``kid`` refetch is allowed for the client."""
-        now = self._clock()
-        with self._lock:
-            last = self._refetched.get(client_id)
-            if last is not None and now - last < self.REFETCH_INTERVAL:
-                return False
-            self._refetched[client_id] = now
-            if len(self._refetched) > self.MAX_ENTRIES:
-                self._refetched = {k: v for k, v in self._refetched.items()
-                                   if now - v < self.REFETCH_INTERVAL}
-            return True
-
-    def fetch(self, client_id: str, uri: str) -> dict[str, Any]:
-        """Download the JWKS now and cache it as allowed; raises :class:`JwksError`."""
-        jwks, ttl = self._download(uri)
-        with self._lock:
-            key = (client_id, uri)
-            if ttl > 0:
-                self._cache[key] = _Cached(jwks, self._clock() + min(ttl, self.MAX_TTL))
-                self._cache.move_to_end(key)
-                while len(self._cache) > self.MAX_ENTRIES:
-                    self._cache.popitem(last=False)
-            else:
-                self._cache.pop(key, None)
+            now = self._clock()
+            entry = self._entries.get(key)
+            fresh = entry.jwks if entry is not None and entry.expires > now else None
+            if fresh is not None:
+                self._entries.move_to_end(key)
+                if accept(fresh):
+                    return fresh
+                if entry.refetched is not None and now - entry.refetched < self.REFETCH_INTERVAL:
+                    return fresh  # looked again lately: no key matches, the caller refuses
+            refusal = self._refusal(entry, client_id, now)
+            if refusal is None:
+                if fresh is not None:
+                    entry.refetched = now
+                self._in_flight.add(client_id)
+        if refusal is not None:
+            log.info("jwks_uri of client %s not fetched: %s", client_id, refusal)
+            raise JwksError(refusal)
+        try:
+            jwks, ttl = self._download(uri)
+        except JwksError as exc:
+            retry_in = self._failed(key)
+            log.warning("jwks_uri of client %s could not be fetched (%s); no new attempt "
+                        "for %d s", client_id, exc.reason, retry_in)
+            raise
+        else:
+            self._succeeded(key, jwks, ttl)  # before leaving the flight: no second fetch
+        finally:
+            with self._lock:
+                self._in_flight.discard(client_id)
         return jwks
 
+    def _refusal(self, entry: _Entry | None, client_id: str, now: float) -> str | None:
+        """Why no download may start now (called with the lock held), or None."""
+        if entry is not None and entry.retry_at > now:
+            return f"an earlier failure is remembered for {entry.retry_at - now:.0f} s more"
+        if client_id in self._in_flight:
+            return "another fetch for this client is in flight"
+        if len(self._in_flight) >= self.MAX_CONCURRENT_FETCHES:
+            return "too many jwks_uri fetches in flight"
+        return None
+
+    def _failed(self, key: tuple[str, str]) -> float:
+        """Remember a failed download; returns the seconds until the next may start."""
+        base = self._setting(self._failure_cache, "JWKS_FAILURE_CACHE", self.FAILURE_CACHE)
+        with self._lock:
+            entry = self._entry(key)
+            entry.failures += 1
+            period = base * min(2 ** min(entry.failures - 1, 16), self.FAILURE_BACKOFF_CAP)
+            entry.retry_at = self._clock() + period
+        return period
+
+    def _succeeded(self, key: tuple[str, str], jwks: dict[str, Any], ttl: float) -> None:
+        with self._lock:
+            entry = self._entry(key)
+            entry.failures, entry.retry_at = 0, 0.0
+            if ttl > 0:
+                entry.jwks, entry.expires = jwks, self._clock() + min(ttl, self.MAX_TTL)
+            else:
+                entry.jwks, entry.expires = None, 0.0
+            if entry.empty():
+                del self._entries[key]
+
+    def _entry(self, key: tuple[str, str]) -> _Entry:
+        """The entry for ``key``, created (and the oldest dropped) if new; lock held."""
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry()
+            while len(self._entries) > self.MAX_ENTRIES:
+                self._entries.popitem(last=False)
+        self._entries.move_to_end(key)
+        return entry
+
+    def _setting(self, explicit: Any, name: str, default: Any) -> Any:
+        if explicit is not None:
+            return explicit
+        if has_app_context():
+            return current_app.config.get(name, default)
+        return default
+
     def _download(self, uri: str) -> tuple[dict[str, Any], float]:
+        """GET ``uri`` within the deadline; (JWK Set, seconds it may be cached)."""
+        timeout = float(self._setting(self._timeout, "JWKS_FETCH_TIMEOUT", self.TIMEOUT))
+        allow_private = bool(self._setting(self._allow_private, "JWKS_ALLOW_PRIVATE_NETWORKS",
+                                           False))
+        deadline = time.monotonic() + timeout
         parts = urlsplit(uri)
-        if not (parts.scheme == "https" and parts.hostname) and not (
-                parts.scheme == "http" and is_loopback_host(parts.hostname)):
+        try:
+            port = parts.port
+        except ValueError:
+            raise JwksError("invalid port") from None
+        host = parts.hostname or ""
+        if not (parts.scheme == "https" and host) and not (
+                parts.scheme == "http" and is_loopback_host(host)):
             # SMART: the JWKS URL is fetched over TLS; plain http only for loopback.
-            raise JwksError("'jwks_uri' must be https (http only for loopback hosts)")
-        allow_private = has_app_context() and current_app.config.get(
-            "JWKS_ALLOW_PRIVATE_NETWORKS")
-        if not allow_private and not address_allowed(parts.hostname):
-            raise JwksError("'jwks_uri' resolves to a private or reserved address")
-        deadline = time.monotonic() + self.TIMEOUT
-        body = bytearray()
+            raise JwksError("not https")
+        port = port or (443 if parts.scheme == "https" else 80)
+        addresses = _resolve(host, port, deadline)
+        if not allow_private and not all(_ip_allowed(ip) for _f, (ip, *_r) in addresses):
+            raise JwksError("resolves to a private, loopback or reserved address")
+        body, headers = _get(parts, port, addresses, deadline, self.MAX_BYTES)
         try:
-            with requests.get(uri, stream=True, allow_redirects=False,
-                              timeout=(self.TIMEOUT, self.TIMEOUT),
-                              headers={"Accept": "application/json",
-                                       "Accept-Encoding": "identity"}) as resp:
-                if resp.status_code != 200:
-                    raise JwksError(f"'jwks_uri' answered HTTP {resp.status_code}")
-                declared = resp.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > self.MAX_BYTES:
-                    raise JwksError("'jwks_uri' document is too large")
-                for chunk in resp.iter_content(8192):
-                    body += chunk
-                    if len(body) > self.MAX_BYTES:
-                        raise JwksError("'jwks_uri' document is too large")
-                    if time.monotonic() > deadline:
-                        raise JwksError("'jwks_uri' did not answer in time")
-                ttl = _max_age(resp.headers.get("Cache-Control"), resp.headers.get("Age"),
-                               self.DEFAULT_TTL)
-        except requests.Timeout:
-            raise JwksError("'jwks_uri' did not answer in time") from None
-        except requests.RequestException:
-            raise JwksError("'jwks_uri' could not be fetched") from None
-        try:
-            doc = json.loads(bytes(body).decode("utf-8"))
+            doc = json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
-            raise JwksError("'jwks_uri' did not return JSON") from None
+            raise JwksError("not JSON") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
-            raise JwksError("'jwks_uri' did not return a JWK Set")
+            raise JwksError("not a JWK Set")
+        ttl = _max_age(headers.get("Cache-Control"), headers.get("Age"), self.DEFAULT_TTL)
         return {"keys": [k for k in doc["keys"][: self.MAX_KEYS] if isinstance(k, dict)]}, ttl
 
 
+# ---- one GET under one deadline --------------------------------------------------------
+
+_Address = tuple[int, tuple[Any, ...]]  # (address family, socket address)
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("deadline")
+    return left
+
+
+def _resolve(host: str, port: int, deadline: float) -> list[_Address]:
+    """The addresses ``host`` resolves to, within the deadline. getaddrinfo has no timeout
+    of its own (a name server that never answers holds it for the resolver's retries), so
+    it runs in a daemon thread we stop waiting for at the deadline."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        return [(family, (host, port))]
+    found: list[Any] = []
+
+    def lookup() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            found.append(exc)
+
+    thread = threading.Thread(target=lookup, name="jwks-uri-lookup", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - time.monotonic()))
+    if not found:
+        raise JwksError("name lookup timed out")
+    if isinstance(found[0], Exception) or not found[0]:
+        raise JwksError("name does not resolve")
+    return [(info[0], info[4]) for info in found[0]]
+
+
+def _ip_allowed(address: str) -> bool:
+    """SSRF guard for one address: global unicast only (no loopback, private,
+    link-local — e.g. the cloud metadata 169.254.169.254 —, reserved, multicast or
+    unspecified address)."""
+    ip = ipaddress.ip_address(str(address).split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
 def address_allowed(host: str) -> bool:
-    """SSRF guard: may we connect to ``host``? Every address it resolves to must be global
-    (no private, link-local — e.g. the cloud metadata 169.254.169.254 —, reserved,
-    multicast or unspecified address); loopback stays allowed, as the SMART rules allow
-    http there for development. A name that does not resolve is left to the fetch to fail.
-    (Checked before connecting; a DNS answer that changes between this check and the
-    connection is not covered.)"""
+    """SSRF guard: may we connect to ``host``? Every address it resolves to must pass
+    :func:`_ip_allowed` (loopback is refused too: JWKS_ALLOW_PRIVATE_NETWORKS=1 lifts the
+    guard for development and on-premises deployments). A name that does not resolve is
+    left to the fetch to fail. The fetch checks the addresses it resolved itself and
+    connects to those very addresses, so a DNS answer cannot change in between."""
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
         return True
-    for info in infos:
-        ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if ip.is_loopback:
-            continue
-        if not ip.is_global or ip.is_multicast:
-            return False
-    return True
+    return all(_ip_allowed(info[4][0]) for info in infos)
+
+
+class _DeadlineSocket:
+    """A connected socket whose every operation may only use the time left before the
+    deadline; what :class:`http.client.HTTPConnection` needs of a socket."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.settimeout(_left(self._deadline))
+        self._sock.sendall(data)  # the timeout bounds the whole sendall (Python >= 3.5)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
+        self._sock.settimeout(_left(self._deadline))
+        return self._sock.recv_into(buffer, nbytes)
+
+    def makefile(self, mode: str = "rb", *_args: Any, **_kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self) -> None:
+        pass  # http.client closes its connection before the body of a close-delimited
+        # answer is read; the socket is closed by whoever opened it (_get)
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, sock: _DeadlineSocket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._sock.recv_into(buffer)
+
+
+_tls: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Certificate and host name verified; trusted: the system store and the bundle
+    requests uses (what jwks_uri fetches trusted before)."""
+    global _tls
+    if _tls is None:
+        context = ssl.create_default_context()
+        context.load_verify_locations(cafile=requests_ca_bundle())
+        _tls = context
+    return _tls
+
+
+def _connect(addresses: list[_Address], deadline: float) -> socket.socket:
+    error: OSError = ConnectionError("no address")
+    for family, sockaddr in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(_left(deadline))
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+            if isinstance(exc, TimeoutError):
+                break
+    raise error
+
+
+def _get(parts: SplitResult, port: int, addresses: list[_Address], deadline: float,
+         max_bytes: int) -> tuple[bytes, Any]:
+    """GET the URL from one of ``addresses`` (no redirects followed, no proxy); the body
+    (at most ``max_bytes``) and the headers of a 200 answer. Raises :class:`JwksError`."""
+    host = parts.hostname or ""
+    try:
+        sock = _connect(addresses, deadline)
+    except TimeoutError:
+        raise JwksError("connect timed out") from None
+    except OSError as exc:
+        raise JwksError(f"connect failed ({exc.__class__.__name__})") from None
+    try:
+        if parts.scheme == "https":
+            sock.settimeout(_left(deadline))  # the handshake's total deadline
+            sock = _tls_context().wrap_socket(sock, server_hostname=host)
+        conn = http.client.HTTPConnection(host, port)  # never connects: sock is given
+        conn.sock = _DeadlineSocket(sock, deadline)  # type: ignore[assignment]
+        conn.putrequest("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                        skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", parts.netloc.rpartition("@")[2])
+        conn.putheader("Accept", "application/json")
+        conn.putheader("Accept-Encoding", "identity")
+        conn.putheader("Connection", "close")
+        conn.endheaders()
+        resp = conn.getresponse()
+        if resp.status != 200:
+            # Redirects are not followed: a 3xx is a failure like any other status.
+            raise JwksError(f"HTTP status {resp.status}")
+        declared = resp.getheader("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise JwksError("document too large")
+        body = bytearray()
+        while len(body) <= max_bytes:
+            chunk = resp.read(min(8192, max_bytes + 1 - len(body)))
+            if not chunk:
+                break
+            body += chunk
+        if len(body) > max_bytes:
+            raise JwksError("document too large")
+        return bytes(body), resp.headers
+    except TimeoutError:
+        raise JwksError("deadline passed") from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise JwksError(f"{exc.__class__.__name__}") from None
+    finally:
+        sock.close()
 
 
 # ---- the client authentication method ------------------------------------------------
@@ -339,19 +588,15 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if not uri:
             matches = _matching(meta.get("jwks"), kid, kty)
         else:
-            client_id = client.get_client_id()
             try:
-                jwks = self.fetcher.cached(client_id, uri)
-                fresh = jwks is None
-                if fresh:
-                    jwks = self.fetcher.fetch(client_id, uri)
-                matches = _matching(jwks, kid, kty)
-                if not matches and not fresh and self.fetcher.may_refetch(client_id):
-                    # An unknown kid may mean the client rotated its keys: look again,
-                    # at most once a minute per client.
-                    matches = _matching(self.fetcher.fetch(client_id, uri), kid, kty)
+                # An unknown kid may mean the client rotated its keys: the fetcher looks
+                # again, at most once a minute per client.
+                jwks = self.fetcher.key_set(client.get_client_id(), uri,
+                                            lambda s: bool(_matching(s, kid, kty)))
             except JwksError as exc:
-                raise fail(f"the client's keys are unavailable: {exc}") from None
+                # Never the host, port, status or content: the client learns only this.
+                raise fail(str(exc)) from None
+            matches = _matching(jwks, kid, kty)
         # SMART: "select exactly one key with matching kid and kty"; 0 or >1 fails.
         if not matches:
             raise fail("no key of the client matches the assertion 'kid' and 'alg'")
