@@ -178,14 +178,24 @@ def create_launch(*, patient: str, encounter: str | None = None, fhir_context: A
     aud = (aud or conf["FHIR_BASE_URL"]).strip().rstrip("/")
     if aud not in conf["FHIR_BASE_URLS"]:
         raise AdminError("'aud' must be one of AUTHSERVER_FHIR_BASE_URL")
-    user_id = None
+    if client_id is not None:
+        target = storage.find_client(client_id) if isinstance(client_id, str) else None
+        if target is None or target.kind != "app":
+            raise AdminError("'client_id' is not an enabled app of this server")
+    user_id, dead = None, False
     if username is not None:
         user = storage.get_user_by_username(username) if isinstance(username, str) else None
+        if user is None and created_by is None:
+            raise AdminError("'user' is not a known user")  # the operator's CLI: say so
         if user is None:
-            raise AdminError("'user' is not a known user")
-        user_id = user.id
+            # POST /launch answers the same whether or not the user exists (no account
+            # enumeration by an EHR): the launch is made, already spent, so nobody can use it.
+            dead = True
+        else:
+            user_id = user.id
     value = storage.create_launch(
         conf["LAUNCH_LIFETIME"], client_id=client_id, user_id=user_id, aud=aud,
+        consumed_at=storage.now() if dead else None,
         patient=patient, encounter=encounter, fhir_context=fhir_context, intent=intent,
         need_patient_banner=need_patient_banner,
         smart_style_url=smart_style_url or default_style_url(), tenant=tenant)

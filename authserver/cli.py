@@ -240,10 +240,12 @@ def launch() -> None:
 @click.option("--tenant", default=None)
 @click.option("--user", "username", default=None, help="Only this user may use the launch.")
 @click.option("--aud", default=None, help="FHIR base (default: the first configured)")
+@click.option("--client", "client_id", default=None, help="Only this app may use the launch.")
 @_with_app
 def launch_create(patient: str, encounter: str | None, fhir_context: str | None,
                   need_patient_banner: bool, intent: str | None, smart_style_url: str | None,
-                  tenant: str | None, username: str | None, aud: str | None) -> None:
+                  tenant: str | None, username: str | None, aud: str | None,
+                  client_id: str | None) -> None:
     """Create an EHR launch context."""
     from authserver import admin
 
@@ -256,7 +258,7 @@ def launch_create(patient: str, encounter: str | None, fhir_context: str | None,
     _emit(admin.create_launch(patient=patient, encounter=encounter, fhir_context=ctx,
                               need_patient_banner=need_patient_banner, intent=intent,
                               smart_style_url=smart_style_url, tenant=tenant,
-                              username=username, aud=aud))
+                              username=username, aud=aud, client_id=client_id))
 
 
 @cli.group()

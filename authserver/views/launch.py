@@ -15,8 +15,12 @@ the EHR opens the app with ``iss`` and ``launch``; the app passes ``launch`` bac
   code means the resource owner refused at /authorize; here nobody refused, the client
   simply lacks the permission.
 - Body: JSON object, or form fields (``fhirContext`` then a JSON string,
-  ``need_patient_banner`` ``true``/``false``). Answer 201 ``{"launch", "iss", "expires_in"}``
-  with ``Cache-Control: no-store`` (the value is a bearer credential for the launch).
+  ``need_patient_banner`` ``true``/``false``). ``client_id`` (REQUIRED; ``app_client_id`` in
+  a form body) names the app the launch is for: only that app can redeem it at /authorize.
+  A ``user`` that does not exist gets the same answer as one that does (the launch is then
+  unusable), so the endpoint cannot be used to find accounts. Answer 201
+  ``{"launch", "iss", "expires_in"}`` with ``Cache-Control: no-store`` (the value is a
+  bearer credential for the launch).
 """
 
 from __future__ import annotations
@@ -35,7 +39,11 @@ bp = Blueprint("launch", __name__)
 
 #: Body members accepted; anything else is ignored.
 FIELDS = ("patient", "encounter", "fhirContext", "intent", "need_patient_banner",
-          "smart_style_url", "tenant", "user", "aud")
+          "smart_style_url", "tenant", "user", "aud", "client_id")
+#: The app a launch is for: ``client_id`` in a JSON body. In a form body ``client_id`` is
+#: the caller's own credential (RFC 6749 §2.3.1 client_secret_post), so there the app is
+#: named ``app_client_id`` (or, without it, the launch is for the caller itself).
+FORM_APP_FIELD = "app_client_id"
 _AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 
@@ -62,7 +70,7 @@ def _error(status: int, error: str, description: str, **headers: str) -> Respons
 
 def _form_body() -> dict[str, Any]:
     body: dict[str, Any] = {}
-    for key in FIELDS:
+    for key in (*FIELDS, FORM_APP_FIELD):
         values = request.form.getlist(key)
         if len(values) > 1:
             raise LaunchRequestError(f"Multiple '{key}' in request")
@@ -78,6 +86,8 @@ def _form_body() -> dict[str, Any]:
         if flag not in _TRUE + _FALSE:
             raise LaunchRequestError("'need_patient_banner' must be true or false")
         body["need_patient_banner"] = flag in _TRUE
+    if FORM_APP_FIELD in body:
+        body["client_id"] = body.pop(FORM_APP_FIELD)
     return body
 
 
@@ -94,6 +104,8 @@ def parse_body() -> dict[str, Any]:
         raise LaunchRequestError("Send application/json or application/x-www-form-urlencoded")
     if "patient" not in body:
         raise LaunchRequestError("Missing 'patient'")
+    if "client_id" not in body:
+        raise LaunchRequestError("Missing 'client_id': name the app this launch is for")
     return body
 
 
@@ -122,7 +134,8 @@ def create_launch() -> Response:
             patient=p["patient"], encounter=p.get("encounter"), fhir_context=p.get("fhirContext"),
             need_patient_banner=p.get("need_patient_banner", False), intent=p.get("intent"),
             smart_style_url=p.get("smart_style_url"), tenant=p.get("tenant"),
-            username=p.get("user"), aud=p.get("aud"), created_by=client.client_id)
+            username=p.get("user"), aud=p.get("aud"), client_id=p["client_id"],
+            created_by=client.client_id)
     except (LaunchRequestError, admin.AdminError) as exc:
         return _error(400, "invalid_request", str(exc))
     return _json(made, 201)

@@ -129,6 +129,7 @@ def test_ehr_launch_via_cli_puts_context_in_token_response(ehr, app, base_url):
 
 def test_ehr_launch_via_post_launch_puts_context_in_token_response(ehr, base_url):
     resp = _post_launch(base_url, ehr["ehr"], json={
+        "client_id": ehr["client"]["client_id"],
         "patient": "p9", "encounter": "e7", "fhirContext": FHIR_CONTEXT,
         "need_patient_banner": False, "smart_style_url": "https://ehr.example.org/style-v3.json",
         "intent": "summary", "tenant": "hospital-1", "user": "drsmith", "aud": FHIR_BASE + "/"})
@@ -151,7 +152,8 @@ def test_post_launch_form_body_with_client_secret_post(app, ehr, base_url):
                            can_launch=True)
     resp = requests.post(base_url + "/launch", data={
         "client_id": ehr_post["client_id"], "client_secret": ehr_post["client_secret"],
-        "patient": "p5", "fhirContext": json.dumps(FHIR_CONTEXT[:1]),
+        "app_client_id": ehr["client"]["client_id"], "patient": "p5",
+        "fhirContext": json.dumps(FHIR_CONTEXT[:1]),
         "need_patient_banner": "true", "aud": OTHER_BASE})
     assert resp.status_code == 201, resp.text
     assert resp.json()["iss"] == OTHER_BASE
@@ -165,7 +167,8 @@ def test_post_launch_form_body_with_client_secret_post(app, ehr, base_url):
 def test_ehr_launch_refresh_keeps_context(ehr, base_url):
     launch = requests.post(base_url + "/launch", auth=(ehr["ehr"]["client_id"],
                            ehr["ehr"]["client_secret"]),
-                           json={"patient": "p9", "encounter": "e7"}).json()["launch"]
+                           json={"patient": "p9", "encounter": "e7",
+                                 "client_id": ehr["client"]["client_id"]}).json()["launch"]
     flow = _launch_flow(base_url, ehr, launch, scope=EHR_SCOPES + " offline_access")
     token = _run(flow, ehr)
     resp = flow.refresh(token["refresh_token"])
@@ -321,7 +324,7 @@ INVALID_BODIES = [
     ({"patient": "p9", "need_patient_banner": "yes"}, "'need_patient_banner'"),
     ({"patient": "p9", "smart_style_url": "javascript:alert(1)"}, "'smart_style_url'"),
     ({"patient": "p9", "aud": "https://evil.example/fhir"}, "'aud'"),
-    ({"patient": "p9", "user": "nobody"}, "'user'"),
+    ({"patient": "p9", "client_id": "no-such-app"}, "'client_id'"),
     ({"patient": "p9", "intent": "x" * 256}, "'intent'"),
     ({"patient": "p9", "tenant": ["t"]}, "'tenant'"),
 ]
@@ -329,6 +332,8 @@ INVALID_BODIES = [
 
 def test_post_launch_invalid_body_refused(base_url, ehr):
     for body, fragment in INVALID_BODIES:  # one server for all cases: fast
+        if body:
+            body = {"client_id": ehr["client"]["client_id"], **body}
         resp = _post_launch(base_url, ehr["ehr"], json=body)
         assert resp.status_code == 400, (body, resp.text)
         assert resp.json()["error"] == "invalid_request"
@@ -385,3 +390,35 @@ def test_discovery_advertises_ehr_launch_capabilities(base_url):
         assert capability in doc["capabilities"], capability
     assert "context-standalone-encounter" not in doc["capabilities"]
     assert "launch" in doc["scopes_supported"]
+
+
+def test_post_launch_needs_the_app_it_is_for(base_url, ehr):
+    resp = _post_launch(base_url, ehr["ehr"], json={"patient": "p9"})
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
+    assert "'client_id'" in resp.json()["error_description"]
+
+
+def test_post_launch_value_is_bound_to_its_app(app, base_url, ehr):
+    """A launch value that leaks to another app (a log, a referrer) is useless to it."""
+    made = _post_launch(base_url, ehr["ehr"], json={
+        "patient": "p9", "client_id": ehr["client"]["client_id"]}).json()
+    other = make_client(app, name="Other app", scope=EHR_SCOPES,
+                        auth_method="client_secret_basic")
+    flow = OAuthFlow(base_url, other, requests.Session(), scope=EHR_SCOPES,
+                     extra={"launch": made["launch"]})
+    resp = flow.authorize()
+    _assert_refused(flow, resp, "invalid_request", base_url)
+    # ... and still works for the app it was made for.
+    assert "patient" in _run(_launch_flow(base_url, ehr, made["launch"]), ehr)
+
+
+def test_post_launch_answers_the_same_whether_or_not_the_user_exists(base_url, ehr):
+    answers = []
+    for user in ("drsmith", "nobody-at-all"):
+        resp = _post_launch(base_url, ehr["ehr"], json={
+            "patient": "p9", "user": user, "client_id": ehr["client"]["client_id"]})
+        answers.append((resp.status_code, sorted(resp.json()), resp.json()["expires_in"]))
+        if user != "drsmith":
+            flow = _launch_flow(base_url, ehr, resp.json()["launch"])
+            _assert_refused(flow, flow.last, "invalid_request", base_url)
+    assert answers[0] == answers[1] and answers[0][0] == 201
