@@ -103,6 +103,8 @@ _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
 #: Whole-number keys for which 0 is meaningful (everything else must be positive).
 _ZERO_OK = {"TRUST_PROXY", "SMTP_STARTTLS", "JWKS_ALLOW_PRIVATE_NETWORKS", "OPEN_REGISTRATION"}
 _SIGNING_ALGS = ("RS256", "RS384", "ES256", "ES384")
+#: Keys holding a Flask-Limiter rate ("20 per minute"); the account limit is a single rate.
+_RATE_KEYS = ("LOGIN_RATE_LIMIT", "LOGIN_ACCOUNT_RATE_LIMIT", "REGISTRATION_RATE_LIMIT")
 
 
 def env_name(key: str) -> str:
@@ -213,6 +215,21 @@ def _check_url(key: str, value: str, *, allow_path: bool = True) -> str:
     return value
 
 
+def _check_rates(conf: dict[str, Any]) -> None:
+    import limits
+
+    for key in _RATE_KEYS:
+        value = str(conf[key]).strip()
+        try:
+            rates = limits.parse_many(value)
+        except ValueError:
+            rates = []
+        if not rates or any(r.amount < 1 for r in rates) or (
+                key == "LOGIN_ACCOUNT_RATE_LIMIT" and len(rates) != 1):
+            raise ConfigError(f"{env_name(key)}: {value!r} is not a rate such as '20 per minute'")
+        conf[key] = value
+
+
 def validate(conf: dict[str, Any]) -> None:
     """Normalize ``conf`` in place; raise :class:`ConfigError` naming the first bad variable."""
     issuer = _check_url("ISSUER", conf["ISSUER"])
@@ -244,6 +261,7 @@ def validate(conf: dict[str, Any]) -> None:
         raise ConfigError(f"{env_name('SMTP_STARTTLS')}: must be 0 or 1")
     if conf["SMTP_PORT"] > 65535:
         raise ConfigError(f"{env_name('SMTP_PORT')}: must be a port number (1-65535)")
+    _check_rates(conf)
     alg = str(conf["SIGNING_ALG"]).upper()
     if alg not in _SIGNING_ALGS:
         raise ConfigError(f"{env_name('SIGNING_ALG')}: must be one of {', '.join(_SIGNING_ALGS)}")
