@@ -69,8 +69,9 @@ DEFAULTS: dict[str, Any] = {
     "OPEN_REGISTRATION": 0,
     # Rate limits (Flask-Limiter syntax). LOGIN_RATE_LIMIT counts sign-in attempts per
     # client address; LOGIN_ACCOUNT_RATE_LIMIT counts wrong passwords per account (so many
-    # addresses cannot guess one password); REGISTRATION_RATE_LIMIT counts POST /register
-    # per address.
+    # addresses cannot guess one password: each attempt is counted per username, known or
+    # not, before its password is checked, and a right password starts the count over);
+    # REGISTRATION_RATE_LIMIT counts POST /register per address.
     "LOGIN_RATE_LIMIT": "20 per minute",
     "LOGIN_ACCOUNT_RATE_LIMIT": "10 per 15 minutes",
     "REGISTRATION_RATE_LIMIT": "10 per minute",

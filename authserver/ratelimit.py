@@ -12,10 +12,12 @@ A per-process store (``memory://``) lets ``N`` workers grant ``N`` times the lim
 never the default. The limits library documents the storage API this implements:
 https://limits.readthedocs.io/en/stable/custom-storage.html
 
-The per-account limit (:func:`account_locked_until`, :func:`count_wrong_password`) counts
-wrong passwords per username key — NFKC, case-folded, then SHA-256, whether or not such an
-account exists — so many addresses cannot guess one password, and the answer for an
-unknown username is the same as for a known one.
+The per-account limit (:func:`password_attempt`, :func:`password_accepted`) counts sign-in
+attempts per username key — NFKC, case-folded, then SHA-256, whether or not such an account
+exists — so many addresses cannot guess one password, and the answer for an unknown
+username is the same as for a known one. Each attempt is counted *before* its password is
+checked (a burst of parallel guesses cannot all pass a check made before any is counted);
+a right password starts the count over, so only wrong ones accumulate.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import limits
@@ -38,8 +41,8 @@ from authserver.extensions import db, limiter
 from authserver.identifiers import username_key
 from authserver.models import RateLimitCounter
 
-__all__ = ["DatabaseStorage", "DB_STORAGE_URI", "init_app", "account_locked_until",
-           "count_wrong_password"]
+__all__ = ["DatabaseStorage", "DB_STORAGE_URI", "init_app", "PasswordAttempt",
+           "password_attempt", "password_accepted"]
 
 #: What an empty RATELIMIT_STORAGE_URI means: the application's database.
 DB_STORAGE_URI = "authserver+db://"
@@ -207,6 +210,28 @@ def init_app(app: Flask) -> None:
 
 # ---- the per-account sign-in limit -------------------------------------------------------
 
+@dataclass(frozen=True)
+class PasswordAttempt:
+    """One sign-in attempt counted against its username before the password is looked at
+    (so a burst of parallel guesses cannot all slip under the limit)."""
+
+    #: This attempt's number in the window, and the limit.
+    number: int
+    limit: int
+    #: When the window ends (Unix time), once the attempts reached the limit; else None.
+    until: float | None
+
+    @property
+    def refused(self) -> bool:
+        """Over the limit: refuse without looking at the password (even a right one)."""
+        return self.number > self.limit
+
+    @property
+    def last(self) -> bool:
+        """The last one allowed: if its password is wrong, the username is locked now."""
+        return self.number == self.limit
+
+
 def _account_limit() -> limits.RateLimitItem:
     return limits.parse(current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"])
 
@@ -217,21 +242,18 @@ def _account_key(item: limits.RateLimitItem, username: str) -> str:
     return item.key_for(ACCOUNT_SCOPE, digest)
 
 
-def account_locked_until(username: str) -> float | None:
-    """When sign-in for ``username`` opens again (Unix time) if its wrong passwords reached
-    LOGIN_ACCOUNT_RATE_LIMIT in the current window; None when it is open."""
+def password_attempt(username: str) -> PasswordAttempt:
+    """Count a sign-in attempt for ``username`` (known or not) in LOGIN_ACCOUNT_RATE_LIMIT's
+    window. The count is atomic: of racing attempts, exactly one gets each number."""
     item = _account_limit()
     key = _account_key(item, username)
-    if limiter.storage.get(key) < item.amount:
-        return None
-    return limiter.storage.get_expiry(key)
+    number = limiter.storage.incr(key, item.get_expiry())
+    until = limiter.storage.get_expiry(key) if number >= item.amount else None
+    return PasswordAttempt(number, item.amount, until)
 
 
-def count_wrong_password(username: str) -> float | None:
-    """Count one wrong password for ``username``. Returns when the lockout ends if this very
-    one started it (exactly one caller sees that, the counter being atomic), else None."""
+def password_accepted(username: str) -> None:
+    """The right password was given: the username's count starts over (only wrong ones
+    accumulate; someone who has the password gains nothing from this)."""
     item = _account_limit()
-    key = _account_key(item, username)
-    if limiter.storage.incr(key, item.get_expiry()) != item.amount:
-        return None
-    return limiter.storage.get_expiry(key)
+    limiter.storage.clear(_account_key(item, username))

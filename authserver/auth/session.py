@@ -20,7 +20,7 @@ from authserver.models import User, UserSession
 from authserver.oauth import storage
 
 __all__ = [
-    "current_user", "current_session", "check_password", "password_locked_until",
+    "current_user", "current_session", "check_password", "SignInLocked",
     "begin_second_factor", "pending_user", "verify_totp", "TotpOutcome", "totp_locked_until",
     "sign_in", "sign_out", "safe_next", "MAX_TOTP_FAILURES", "MAX_TOTP_LOCKOUT_SECONDS",
     "totp_failures", "enrolment_secret", "confirm_enrolment", "SECOND_FACTOR_SECONDS",
@@ -45,29 +45,38 @@ def current_user() -> User | None:
     return storage.get_user(row.user_id) if row is not None else None
 
 
-def password_locked_until(username: str) -> float | None:
-    """When sign-in with ``username`` opens again (Unix time) after LOGIN_ACCOUNT_RATE_LIMIT
-    wrong passwords, or None. The same for a username no account has: it reveals nothing."""
-    return ratelimit.account_locked_until(username if isinstance(username, str) else "")
+class SignInLocked(Exception):
+    """Too many wrong passwords for this username (LOGIN_ACCOUNT_RATE_LIMIT): refused until
+    ``until`` (Unix time), whatever the password. Raised alike for a username no account
+    has, so it reveals nothing."""
+
+    def __init__(self, until: float) -> None:
+        super().__init__("sign-in locked for this username")
+        self.until = until
 
 
 def check_password(username: str, password: str) -> User | None:
     """The user if the password is right; None otherwise, in about the same time whether
     or not the username exists. Rehashes when the hashing parameters changed.
 
-    A wrong password counts against the username's per-account limit (known or not); the
-    one that reaches it is recorded as ``login.password_locked``. The caller checks
-    :func:`password_locked_until` first: a locked username is refused before this runs."""
-    user = storage.get_user_by_username(username) if isinstance(username, str) else None
+    Each attempt is counted against the username (known or not) before the password is
+    looked at: over LOGIN_ACCOUNT_RATE_LIMIT it raises :class:`SignInLocked` instead. A
+    right password starts the count over; the wrong one that reaches the limit is recorded
+    as ``login.password_locked`` (once per lockout)."""
+    name = username if isinstance(username, str) else ""
+    attempt = ratelimit.password_attempt(name)
+    if attempt.refused:
+        raise SignInLocked(attempt.until or storage.now())
+    user = storage.get_user_by_username(name)
     ok, rehash = passwords.verify_password(user.password_hash if user else None, password)
     if not ok or user is None:
         audit.record("login.failed", user_id=user.id if user else None)
-        until = ratelimit.count_wrong_password(username if isinstance(username, str) else "")
-        if until is not None:
+        if attempt.last:
             audit.record("login.password_locked", user_id=user.id if user else None,
-                         until=int(until))
+                         until=int(attempt.until or storage.now()))
         db.session.commit()
         return None
+    ratelimit.password_accepted(name)
     if rehash:
         user.password_hash = passwords.hash_password(password)
         db.session.commit()
@@ -142,7 +151,8 @@ def _lock_after_too_many(user: User, t: int) -> int | None:
                      seconds=seconds, lockout=lockouts + 1)
     db.session.commit()
     db.session.expire(user)
-    # Lost the race: the request that won locked it (or, rarely, the user just signed in).
+    # Lost the race: another request locked it first (or a sign-in just ended the run, and
+    # then nothing is locked).
     return t + seconds if won else totp_locked_until(user, t)
 
 

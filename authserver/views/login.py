@@ -44,13 +44,13 @@ def login():
     if request.method == "GET":
         return render_template("login.html", next=nxt, error=None)
     username = request.form.get("username", "")
-    locked = auth.password_locked_until(username)
-    if locked is not None:
-        minutes, seconds = _minutes(locked)
+    try:
+        user = auth.check_password(username, request.form.get("password", ""))
+    except auth.SignInLocked as locked:
+        minutes, seconds = _minutes(locked.until)
         return render_template("login.html", next=nxt, username=username,
                                error=_PASSWORD_LOCKED.format(minutes=minutes)), 429, {
             "Retry-After": str(seconds)}
-    user = auth.check_password(username, request.form.get("password", ""))
     if user is None:
         return render_template("login.html", next=nxt, error=_FAILED, username=username), 401
     if user.has_totp or user.role in ("clinician", "admin"):

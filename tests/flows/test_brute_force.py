@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pyotp
 import pytest
@@ -201,6 +202,37 @@ def test_password_lock_of_an_unknown_username_looks_the_same(app, base_url):
     assert messages["alice"] == messages["nobody"]
     assert messages["alice"][0] == 429
     assert [e.user_id is None for e in _events(app, "login.password_locked")] == [False, True]
+
+
+def test_a_right_password_starts_the_username_count_over(app, base_url):
+    app.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "3 per 15 minutes"  # not about 10: a short test
+    make_user(app)
+
+    def sign_in(password: str, i: int) -> int:
+        return _password(base_url, requests.Session(), "alice", password,
+                         address=f"192.0.2.{100 + i}").status_code
+
+    assert [sign_in("wrong password!", 0), sign_in("wrong password!", 1)] == [401, 401]
+    assert sign_in(PASSWORD, 2) == 303
+    assert [sign_in("wrong password!", i) for i in range(3, 6)] == [401, 401, 401]
+    assert sign_in(PASSWORD, 6) == 429
+    assert len(_events(app, "login.password_locked")) == 1
+
+
+def test_parallel_wrong_passwords_cannot_slip_under_the_username_limit(app, base_url):
+    """Each attempt is counted before its password is checked: of 16 sent at once from 16
+    addresses, exactly 10 are looked at (401) and 6 refused (429)."""
+    make_user(app)
+
+    def guess(i: int) -> int:
+        return _password(base_url, requests.Session(), "alice", f"guess number {i}",
+                         address=f"198.18.0.{i}").status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = sorted(pool.map(guess, range(16)))
+    assert answers == [401] * 10 + [429] * 6
+    assert len(_events(app, "login.failed")) == 10
+    assert len(_events(app, "login.password_locked")) == 1
 
 
 # ---- sign-in attempts: per address ---------------------------------------------------------

@@ -152,14 +152,15 @@ def test_redis_storage_when_configured(template_db, tmp_path):
     try:
         assert type(limiter.storage).__name__ == "RedisStorage" and limiter.storage.check()
         with app.test_request_context("/login"):
-            assert ratelimit.account_locked_until("Alice") is None
-            assert [ratelimit.count_wrong_password(u) for u in ("alice", "ALICE")] == [None,
-                                                                                       None]
-            assert ratelimit.account_locked_until("alice") is None
-            until = ratelimit.count_wrong_password("Alice")  # the third: the lock starts
-            assert until is not None
-            assert ratelimit.account_locked_until("aLiCe") == pytest.approx(until, abs=1)
-            assert ratelimit.account_locked_until("bob") is None
+            # Counted per username key (NFKC, case-folded), atomically, in Redis.
+            tries = [ratelimit.password_attempt(u) for u in ("alice", "ALICE", "Alice", "aLiCe")]
+            assert [(a.number, a.last, a.refused) for a in tries] == [
+                (1, False, False), (2, False, False), (3, True, False), (4, False, True)]
+            assert tries[0].until is None
+            assert tries[3].until == pytest.approx(tries[2].until, abs=1)
+            assert ratelimit.password_attempt("bob").number == 1
+            ratelimit.password_accepted("ALICE")
+            assert ratelimit.password_attempt("alice").number == 1
         client = app.test_client()
         csrf = csrf_of(client.get("/login").text)
         answers = [client.post("/login", data={"csrf_token": csrf, "username": f"u{i}",
