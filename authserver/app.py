@@ -33,8 +33,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,  # the token is bound to the session, which expires itself
         MAX_CONTENT_LENGTH=256 * 1024,
         JSON_SORT_KEYS=False,
-        RATELIMIT_STORAGE_URI=conf["RATELIMIT_STORAGE_URI"] or "memory://",
-        RATELIMIT_HEADERS_ENABLED=True,
     )
     # Authlib's grants log whole token dicts at DEBUG: keep them above it (DESIGN.md, style 7).
     logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
@@ -45,7 +43,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         n = conf["TRUST_PROXY"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from authserver.extensions import csrf, db, limiter, migrate
+    from authserver import ratelimit
+    from authserver.extensions import csrf, db, migrate
 
     db.init_app(app)
     if conf["DATABASE_URL"].startswith("sqlite"):
@@ -53,7 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             _sqlite_pragmas(db.engine)
     migrate.init_app(app, db, directory=str(data_dir("migrations")))
     csrf.init_app(app)
-    limiter.init_app(app)
+    ratelimit.init_app(app)  # counters shared by every worker: the database unless configured
 
     from authserver import audit, web
     from authserver.oauth import keystore, server

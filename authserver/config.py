@@ -70,8 +70,9 @@ DEFAULTS: dict[str, Any] = {
     "OPEN_REGISTRATION": 0,
     # Rate limits (Flask-Limiter syntax). LOGIN_RATE_LIMIT counts sign-in attempts per
     # client address; LOGIN_ACCOUNT_RATE_LIMIT counts wrong passwords per account (so many
-    # addresses cannot guess one password); REGISTRATION_RATE_LIMIT counts POST /register
-    # per address.
+    # addresses cannot guess one password: each attempt is counted per username, known or
+    # not, before its password is checked, and a right password starts the count over);
+    # REGISTRATION_RATE_LIMIT counts POST /register per address.
     "LOGIN_RATE_LIMIT": "20 per minute",
     "LOGIN_ACCOUNT_RATE_LIMIT": "10 per 15 minutes",
     "REGISTRATION_RATE_LIMIT": "10 per minute",
@@ -104,6 +105,8 @@ _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
 #: Whole-number keys for which 0 is meaningful (everything else must be positive).
 _ZERO_OK = {"TRUST_PROXY", "SMTP_STARTTLS", "JWKS_ALLOW_PRIVATE_NETWORKS", "OPEN_REGISTRATION"}
 _SIGNING_ALGS = ("RS256", "RS384", "ES256", "ES384")
+#: Keys holding a Flask-Limiter rate ("20 per minute"); the account limit is a single rate.
+_RATE_KEYS = ("LOGIN_RATE_LIMIT", "LOGIN_ACCOUNT_RATE_LIMIT", "REGISTRATION_RATE_LIMIT")
 
 
 def env_name(key: str) -> str:
@@ -214,6 +217,21 @@ def _check_url(key: str, value: str, *, allow_path: bool = True) -> str:
     return value
 
 
+def _check_rates(conf: dict[str, Any]) -> None:
+    import limits
+
+    for key in _RATE_KEYS:
+        value = str(conf[key]).strip()
+        try:
+            rates = limits.parse_many(value)
+        except ValueError:
+            rates = []
+        if not rates or any(r.amount < 1 for r in rates) or (
+                key == "LOGIN_ACCOUNT_RATE_LIMIT" and len(rates) != 1):
+            raise ConfigError(f"{env_name(key)}: {value!r} is not a rate such as '20 per minute'")
+        conf[key] = value
+
+
 def validate(conf: dict[str, Any]) -> None:
     """Normalize ``conf`` in place; raise :class:`ConfigError` naming the first bad variable."""
     issuer = _check_url("ISSUER", conf["ISSUER"])
@@ -245,6 +263,7 @@ def validate(conf: dict[str, Any]) -> None:
         raise ConfigError(f"{env_name('SMTP_STARTTLS')}: must be 0 or 1")
     if conf["SMTP_PORT"] > 65535:
         raise ConfigError(f"{env_name('SMTP_PORT')}: must be a port number (1-65535)")
+    _check_rates(conf)
     alg = str(conf["SIGNING_ALG"]).upper()
     if alg not in _SIGNING_ALGS:
         raise ConfigError(f"{env_name('SIGNING_ALG')}: must be one of {', '.join(_SIGNING_ALGS)}")

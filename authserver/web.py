@@ -63,6 +63,10 @@ def _handle_http_error(exc: HTTPException):
              405: "invalid_request", 413: "invalid_request", 429: "slow_down"}.get(
         status, "server_error" if status >= 500 else "invalid_request")
     text = exc.description or exc.name
+    if status == 429:  # Flask-Limiter: its description is the rate; say what to do instead
+        return _error(status, error, f"Too many requests ({text})", "Too many attempts",
+                      "Too many attempts from your network. Please wait a minute and try "
+                      "again.")
     return _error(status, error, text, exc.name, text)
 
 

@@ -6,12 +6,13 @@ The cookie holds only the session id (signed); signing out ends the row, which e
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import current_app, g, session
 
-from authserver import audit
+from authserver import audit, ratelimit
 from authserver.auth import passwords, totp
 from authserver.auth.secrets_box import unseal
 from authserver.extensions import db
@@ -19,13 +20,16 @@ from authserver.models import User, UserSession
 from authserver.oauth import storage
 
 __all__ = [
-    "current_user", "current_session", "check_password", "begin_second_factor",
-    "pending_user", "verify_totp", "sign_in", "sign_out", "safe_next", "MAX_TOTP_FAILURES",
+    "current_user", "current_session", "check_password", "SignInLocked",
+    "begin_second_factor", "pending_user", "verify_totp", "TotpOutcome", "totp_locked_until",
+    "sign_in", "sign_out", "safe_next", "MAX_TOTP_FAILURES", "MAX_TOTP_LOCKOUT_SECONDS",
     "totp_failures", "enrolment_secret", "confirm_enrolment", "SECOND_FACTOR_SECONDS",
 ]
 
 #: Wrong TOTP codes allowed per sign-in before it starts over.
 MAX_TOTP_FAILURES = 5
+#: The longest a TOTP lockout lasts, however many came before it (each one doubles).
+MAX_TOTP_LOCKOUT_SECONDS = 24 * 3600
 #: Seconds between the password and the second step (TOTP or enrolment) before starting over.
 SECOND_FACTOR_SECONDS = 600
 
@@ -41,15 +45,38 @@ def current_user() -> User | None:
     return storage.get_user(row.user_id) if row is not None else None
 
 
+class SignInLocked(Exception):
+    """Too many wrong passwords for this username (LOGIN_ACCOUNT_RATE_LIMIT): refused until
+    ``until`` (Unix time), whatever the password. Raised alike for a username no account
+    has, so it reveals nothing."""
+
+    def __init__(self, until: float) -> None:
+        super().__init__("sign-in locked for this username")
+        self.until = until
+
+
 def check_password(username: str, password: str) -> User | None:
     """The user if the password is right; None otherwise, in about the same time whether
-    or not the username exists. Rehashes when the hashing parameters changed."""
-    user = storage.get_user_by_username(username) if isinstance(username, str) else None
+    or not the username exists. Rehashes when the hashing parameters changed.
+
+    Each attempt is counted against the username (known or not) before the password is
+    looked at: over LOGIN_ACCOUNT_RATE_LIMIT it raises :class:`SignInLocked` instead. A
+    right password starts the count over; the wrong one that reaches the limit is recorded
+    as ``login.password_locked`` (once per lockout)."""
+    name = username if isinstance(username, str) else ""
+    attempt = ratelimit.password_attempt(name)
+    if attempt.refused:
+        raise SignInLocked(attempt.until or storage.now())
+    user = storage.get_user_by_username(name)
     ok, rehash = passwords.verify_password(user.password_hash if user else None, password)
     if not ok or user is None:
         audit.record("login.failed", user_id=user.id if user else None)
+        if attempt.last:
+            audit.record("login.password_locked", user_id=user.id if user else None,
+                         until=int(attempt.until or storage.now()))
         db.session.commit()
         return None
+    ratelimit.password_accepted(name)
     if rehash:
         user.password_hash = passwords.hash_password(password)
         db.session.commit()
@@ -90,13 +117,59 @@ def totp_secret(user: User) -> str | None:
     return unseal(user.totp_secret_enc, purpose=f"totp:{user.id}")
 
 
-def verify_totp(user: User, code: str, now: datetime | None = None) -> bool:
+class TotpOutcome(enum.Enum):
+    """What one submitted TOTP code led to."""
+
+    OK = "ok"            # accepted: sign the user in
+    WRONG = "wrong"      # refused; this sign-in may try again
+    RESTART = "restart"  # MAX_TOTP_FAILURES in this sign-in: the password is due again
+    LOCKED = "locked"    # the account's second step is locked (totp_locked_until)
+
+
+def totp_locked_until(user: User, t: int | None = None) -> int | None:
+    """Until when (Unix time) the user's TOTP step is locked, or None when it is open."""
+    until = user.totp_locked_until
+    return until if until is not None and until > (storage.now() if t is None else t) else None
+
+
+def _lock_after_too_many(user: User, t: int) -> int | None:
+    """Lock the second step when the account's wrong codes within TOTP_LOCKOUT_WINDOW, in
+    any sign-in, reached TOTP_LOCKOUT_FAILURES; returns the lock's end, or None. Wrong codes
+    from before the last lockout ended never count twice. Each lockout in a row lasts twice
+    as long as the one before (at most MAX_TOTP_LOCKOUT_SECONDS)."""
+    conf = current_app.config
+    since = max(t - conf["TOTP_LOCKOUT_WINDOW"] + 1, user.totp_locked_until or 0)
+    if storage.count_events_at_or_after("login.totp_failed", user.id, since) \
+            < conf["TOTP_LOCKOUT_FAILURES"]:
+        return None
+    lockouts = user.totp_lockouts or 0
+    seconds = min(conf["TOTP_LOCKOUT_SECONDS"] * 2 ** min(lockouts, 32),
+                  MAX_TOTP_LOCKOUT_SECONDS)
+    won = storage.lock_totp(user.id, lockouts, t + seconds, t)
+    if won:
+        audit.record("login.totp_locked", user_id=user.id, until=t + seconds,
+                     seconds=seconds, lockout=lockouts + 1)
+    db.session.commit()
+    db.session.expire(user)
+    # Lost the race: another request locked it first (or a sign-in just ended the run, and
+    # then nothing is locked).
+    return t + seconds if won else totp_locked_until(user, t)
+
+
+def verify_totp(user: User, code: str, now: datetime | None = None) -> TotpOutcome:
     """Check a TOTP code once: the accepted time-step is remembered, replays refused.
+
+    While the account's second step is locked no code is looked at, not even the right one.
     After :data:`MAX_TOTP_FAILURES` wrong codes (of this user, in this sign-in) the sign-in
-    starts over: the pending state is cleared and the password must be given again."""
+    starts over: the pending state is cleared and the password must be given again. Across
+    sign-ins, TOTP_LOCKOUT_FAILURES wrong codes within TOTP_LOCKOUT_WINDOW lock the step
+    (audit ``login.totp_locked``); a successful code ends the run of lockouts."""
+    t = storage.now()
+    if totp_locked_until(user, t) is not None:
+        return TotpOutcome.LOCKED
     if totp_failures(user) >= MAX_TOTP_FAILURES:  # e.g. a replayed cookie of a spent sign-in
         session.clear()
-        return False
+        return TotpOutcome.RESTART
     secret = totp_secret(user)
     step = None
     if secret:
@@ -105,17 +178,19 @@ def verify_totp(user: User, code: str, now: datetime | None = None) -> bool:
     if step is None:
         audit.record("login.totp_failed", user_id=user.id)
         db.session.commit()
+        if _lock_after_too_many(user, t) is not None:
+            session.clear()  # this sign-in is spent too
+            return TotpOutcome.LOCKED
         if totp_failures(user) >= MAX_TOTP_FAILURES:
             session.clear()
-        return False
-    # Conditional update: two racing submissions of the same code cannot both pass.
-    res = db.session.execute(
-        User.__table__.update()
-        .where(User.id == user.id,
-               (User.totp_last_step.is_(None)) | (User.totp_last_step < step))
-        .values(totp_last_step=step))
+            return TotpOutcome.RESTART
+        return TotpOutcome.WRONG
+    # Conditional update: two racing submissions of the same code cannot both pass, and a
+    # lockout that landed meanwhile wins over the code.
+    accepted = storage.accept_totp_step(user.id, step, t)
     db.session.commit()
-    return res.rowcount == 1
+    db.session.expire(user)
+    return TotpOutcome.OK if accepted else TotpOutcome.WRONG
 
 
 def sign_in(user: User) -> UserSession:

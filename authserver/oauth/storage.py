@@ -60,7 +60,8 @@ __all__ = [
     "remember_assertion_jti", "claim_assertion_jti", "prune_assertion_jtis",
     "start_session", "end_session", "session_is_live",
     "search_patients", "get_patient",
-    "audit_mark", "count_events_since",
+    "audit_mark", "count_events_since", "count_events_at_or_after",
+    "accept_totp_step", "lock_totp",
     "LiveGrant", "live_access_token", "live_refresh_token", "AppAccess", "user_app_access",
 ]
 
@@ -592,6 +593,48 @@ def count_events_since(event: str, user_id: int, mark: int) -> int:
     ``mark``. Kept in the database, so replaying an old cookie cannot reset the count."""
     return int(db.session.scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.id > mark, AuditEvent.event == event, AuditEvent.user_id == user_id)) or 0)
+
+
+def count_events_at_or_after(event: str, user_id: int, at: int) -> int:
+    """How many ``event`` rows for ``user_id`` carry a time ``at`` or later (the TOTP
+    failures of one account within the lockout window, across sign-ins and workers)."""
+    return int(db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.user_id == user_id, AuditEvent.event == event, AuditEvent.at >= at)) or 0)
+
+
+# ---- the TOTP step of one account ---------------------------------------------------------
+
+def _totp_open(t: int) -> Any:
+    return User.totp_locked_until.is_(None) | (User.totp_locked_until <= t)
+
+
+def accept_totp_step(user_id: int, step: int, t: int) -> bool:
+    """Remember ``step`` as the user's last accepted TOTP time-step and end the run of
+    lockouts (the next one is the first again; the end of the last one stays, as the point
+    before which wrong codes no longer count). False (nothing changed) when that step or a
+    later one was already accepted (a replay, or two racing submissions of one code: only
+    one wins) or when the step is locked at ``t`` (a lockout that landed after the caller
+    looked)."""
+    res = db.session.execute(
+        update(User)
+        .where(User.id == user_id, _totp_open(t),
+               User.totp_last_step.is_(None) | (User.totp_last_step < step))
+        .values(totp_last_step=step, totp_lockouts=0)
+        .execution_options(synchronize_session=False))
+    return res.rowcount == 1
+
+
+def lock_totp(user_id: int, lockouts: int, until: int, t: int) -> bool:
+    """Lock the user's TOTP step until ``until`` and count the lockout, if at ``t`` it is
+    open and ``lockouts`` lockouts were counted so far; False when another request locked it
+    first (so two racing failures lock once, with one audit row)."""
+    res = db.session.execute(
+        update(User)
+        .where(User.id == user_id, _totp_open(t),
+               func.coalesce(User.totp_lockouts, 0) == lockouts)
+        .values(totp_locked_until=until, totp_lockouts=lockouts + 1)
+        .execution_options(synchronize_session=False))
+    return res.rowcount == 1
 
 
 # ---- token lifecycle: introspection and connected apps -------------------------------

@@ -1,8 +1,19 @@
-"""Sign-in (password, then TOTP where enrolled) and sign-out."""
+"""Sign-in (password, then TOTP where enrolled) and sign-out.
+
+Three limits stand in front of a guesser (OWASP Authentication Cheat Sheet, "Protect
+against automated attacks"), all counted where every worker and instance sees them:
+LOGIN_RATE_LIMIT per client address on both steps (Flask-Limiter: 429), wrong passwords per
+username (LOGIN_ACCOUNT_RATE_LIMIT: 429, even with the right password, the same for a
+username no account has) and wrong TOTP codes per account across sign-ins (the second step
+locks; see :func:`authserver.auth.session.verify_totp`).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+import math
+import time
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from authserver.auth import session as auth
 from authserver.extensions import limiter
@@ -10,12 +21,20 @@ from authserver.extensions import limiter
 bp = Blueprint("login", __name__)
 
 _FAILED = "Wrong username or password."
+_PASSWORD_LOCKED = ("Too many failed sign-ins with this username. Sign-in with it is paused "
+                    "for about {minutes} minutes; please try again later.")
+_TOTP_LOCKED = ("Too many wrong codes for this account. The verification step is locked for "
+                "about {minutes} minutes (until {until} UTC); no code is accepted until then.")
 
 
 def _login_limit() -> str:
-    from flask import current_app
-
     return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _minutes(until: float) -> tuple[int, int]:
+    """(whole minutes left, rounded up; seconds left, for Retry-After)."""
+    left = max(1, math.ceil(until - time.time()))
+    return math.ceil(left / 60), left
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -24,15 +43,29 @@ def login():
     nxt = auth.safe_next(request.values.get("next"))
     if request.method == "GET":
         return render_template("login.html", next=nxt, error=None)
-    user = auth.check_password(request.form.get("username", ""), request.form.get("password", ""))
+    username = request.form.get("username", "")
+    try:
+        user = auth.check_password(username, request.form.get("password", ""))
+    except auth.SignInLocked as locked:
+        minutes, seconds = _minutes(locked.until)
+        return render_template("login.html", next=nxt, username=username,
+                               error=_PASSWORD_LOCKED.format(minutes=minutes)), 429, {
+            "Retry-After": str(seconds)}
     if user is None:
-        return render_template("login.html", next=nxt, error=_FAILED,
-                               username=request.form.get("username", "")), 401
+        return render_template("login.html", next=nxt, error=_FAILED, username=username), 401
     if user.has_totp or user.role in ("clinician", "admin"):
         auth.begin_second_factor(user)
         return redirect(url_for("login.totp", next=nxt), 303)
     auth.sign_in(user)
     return redirect(nxt, 303)
+
+
+def _totp_locked_page(until: int, nxt: str, status: int):
+    minutes, seconds = _minutes(until)
+    message = _TOTP_LOCKED.format(minutes=minutes,
+                                  until=time.strftime("%H:%M", time.gmtime(until)))
+    return render_template("totp.html", next=nxt, error=message, locked=True), status, {
+        "Retry-After": str(seconds)}
 
 
 @bp.route("/login/totp", methods=["GET", "POST"])
@@ -44,11 +77,17 @@ def totp():
         return redirect(url_for("login.login", next=nxt), 303)
     if not user.has_totp:
         return redirect(url_for("enrol.enrol", next=nxt), 303)
+    locked = auth.totp_locked_until(user)
+    if locked is not None:
+        return _totp_locked_page(locked, nxt, 200 if request.method == "GET" else 429)
     if request.method == "GET":
         return render_template("totp.html", next=nxt, error=None)
-    if not auth.verify_totp(user, request.form.get("code", "")):
-        if auth.pending_user() is None:  # too many wrong codes: start over
-            return redirect(url_for("login.login", next=nxt, restarted=1), 303)
+    outcome = auth.verify_totp(user, request.form.get("code", ""))
+    if outcome is auth.TotpOutcome.LOCKED:
+        return _totp_locked_page(auth.totp_locked_until(user) or int(time.time()), nxt, 429)
+    if outcome is auth.TotpOutcome.RESTART:  # too many wrong codes: start over
+        return redirect(url_for("login.login", next=nxt, restarted=1), 303)
+    if outcome is auth.TotpOutcome.WRONG:
         return render_template("totp.html", next=nxt, error="That code is not right."), 401
     auth.sign_in(user)
     return redirect(nxt, 303)

@@ -190,7 +190,9 @@ def test_malformed_authorize_continue_never_500(setup, base_url):
 
 
 def test_malformed_login_never_500(app, setup, base_url):
-    app.config["LOGIN_RATE_LIMIT"] = "10000 per minute"  # reach the view, not the limiter
+    # Reach the view and the password check, not the limiters (tests/flows/test_brute_force.py)
+    app.config["LOGIN_RATE_LIMIT"] = "10000 per minute"
+    app.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "10000 per minute"
     sweep = Sweep(base_url)
     page = sweep.send("GET", "/login", "page")
     csrf = csrf_of(page.text)

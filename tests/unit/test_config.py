@@ -113,3 +113,29 @@ def test_instance_folder_and_sqlite_file_are_private(tmp_path):
     assert conf["DATABASE_URL"].endswith(str(db_file))
     assert stat.S_IMODE(db_file.stat().st_mode) == 0o600
     assert stat.S_IMODE((inst / "secret_key").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("key, value", [
+    ("LOGIN_RATE_LIMIT", "lots"), ("LOGIN_RATE_LIMIT", ""), ("LOGIN_RATE_LIMIT", "0 per minute"),
+    ("LOGIN_ACCOUNT_RATE_LIMIT", "10 per minute;100 per day"),
+    ("REGISTRATION_RATE_LIMIT", "ten per minute"),
+])
+def test_bad_rate_limit_is_one_line_naming_the_variable(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=f"^AUTHSERVER_{key}: .*not a rate") as err:
+        _load(tmp_path, **{key: value})
+    assert "\n" not in str(err.value)
+
+
+def test_rate_limits_default_to_the_documented_rates(tmp_path):
+    conf = _load(tmp_path)
+    assert (conf["LOGIN_RATE_LIMIT"], conf["LOGIN_ACCOUNT_RATE_LIMIT"]) == (
+        "20 per minute", "10 per 15 minutes")
+    assert conf["RATELIMIT_STORAGE_URI"] == ""  # the database
+
+
+def test_unknown_rate_limit_storage_stops_start_up_naming_the_variable(tmp_path):
+    from authserver.app import create_app
+
+    with pytest.raises(ConfigError, match="^AUTHSERVER_RATELIMIT_STORAGE_URI: ") as err:
+        create_app({"INSTANCE_PATH": str(tmp_path), "RATELIMIT_STORAGE_URI": "nosuch://x"})
+    assert "\n" not in str(err.value)
