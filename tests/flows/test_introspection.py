@@ -230,15 +230,106 @@ def test_app_introspects_only_its_own_tokens(app, base_url):
 
 
 def test_bearer_token_with_introspect_scope_may_introspect(app, base_url):
+    # Both conditions: an administrator flagged the client (can_introspect) AND the token
+    # carries the 'introspect' scope.
     make_user(app)
     target = OAuthFlow(base_url, make_client(app), requests.Session()).run()
-    caller = make_client(app, scope="openid introspect", name="Introspector")
+    caller = make_client(app, scope="openid introspect", name="Introspector",
+                         can_introspect=True)
     perm = OAuthFlow(base_url, caller, requests.Session(), scope="openid introspect").run()
     assert perm["scope"] == "openid introspect"
     resp = introspect(base_url, target["access_token"],
                       headers={"Authorization": f"Bearer {perm['access_token']}"})
     assert resp.status_code == 200
     assert resp.json()["active"] is True and resp.json()["patient"] == "p1"
+
+
+def test_bearer_token_with_introspect_scope_but_no_admin_flag_is_401(app, base_url):
+    make_user(app)
+    target = OAuthFlow(base_url, make_client(app), requests.Session()).run()
+    caller = make_client(app, scope="openid introspect", name="Not flagged")
+    perm = OAuthFlow(base_url, caller, requests.Session(), scope="openid introspect").run()
+    resp = introspect(base_url, target["access_token"],
+                      headers={"Authorization": f"Bearer {perm['access_token']}"})
+    assert resp.status_code == 401
+    assert resp.json()["error"] == "insufficient_scope"
+    assert "active" not in resp.json()
+
+
+def test_taking_the_introspect_flag_away_stops_issued_tokens_at_once(app, base_url):
+    from authserver import admin
+
+    make_user(app)
+    target = OAuthFlow(base_url, make_client(app), requests.Session()).run()
+    caller = make_client(app, scope="openid introspect", name="Introspector",
+                         can_introspect=True)
+    perm = OAuthFlow(base_url, caller, requests.Session(), scope="openid introspect").run()
+    bearer = {"Authorization": f"Bearer {perm['access_token']}"}
+    assert introspect(base_url, target["access_token"], headers=bearer).json()["active"]
+    with app.app_context():
+        assert admin.set_client_introspect(caller["client_id"], False) == {
+            "client_id": caller["client_id"], "can_introspect": False}
+    resp = introspect(base_url, target["access_token"], headers=bearer)
+    assert resp.status_code == 401 and resp.json()["error"] == "insufficient_scope"
+
+
+def test_flagged_app_may_introspect_others_tokens_with_its_own_credentials(app, base_url):
+    make_user(app)
+    target = OAuthFlow(base_url, make_client(app), requests.Session()).run()
+    flagged = make_client(app, auth_method="client_secret_basic", name="Flagged",
+                          can_introspect=True)
+    body = introspect(base_url, target["access_token"],
+                      auth=(flagged["client_id"], flagged["client_secret"])).json()
+    assert body["active"] is True
+
+
+def test_self_registered_app_never_gets_to_introspect_another_apps_token(app, base_url):
+    """The attacker: a developer who registers an app by /register or the developer page,
+    asking for 'introspect', then tries every way to read a victim app's token."""
+    import re
+
+    from tests.flows.test_portal import _sign_in
+    from tests.flows.test_registration import registration_token
+    from tests.helpers import csrf_of
+
+    make_user(app)
+    victim = OAuthFlow(base_url, make_client(app, name="Victim"), requests.Session()).run()
+    ask = {"client_name": "Totally legit", "redirect_uris": ["http://127.0.0.1:9999/callback"],
+           "token_endpoint_auth_method": "client_secret_basic",
+           "scope": "openid introspect patient/*.rs"}
+    auth = {"Authorization": "Bearer " + registration_token(app, uses=5)}
+    # 1. /register refuses the permission outright (no client is made).
+    resp = requests.post(base_url + "/register", json=ask, headers=auth)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_client_metadata"
+    assert "introspect" in resp.json()["error_description"]
+    # 2. So does the developer page.
+    make_user(app, "mallory", role="developer", fhir_user=None)
+    dev = _sign_in(base_url, "mallory", "/developer")
+    page = dev.get(base_url + "/developer")
+    resp = dev.post(base_url + "/developer", data={
+        "csrf_token": csrf_of(page.text), "name": "Sneaky", "kind": "confidential",
+        "redirect_uris": "https://sneaky.example/cb", "scope": "openid introspect"})
+    assert resp.status_code == 400 and 'class="error"' in resp.text
+    assert not re.search(r'id="new-client-id"', resp.text)
+    # 3. Registered without it, the app cannot obtain it at /authorize (scopes narrow to
+    #    the registration) ...
+    reg = requests.post(base_url + "/register", headers=auth, json={
+        **ask, "scope": "openid patient/*.rs"}).json()
+    token = OAuthFlow(base_url, reg, requests.Session(), scope="openid introspect").run()
+    assert "introspect" not in token["scope"].split()
+    resp = introspect(base_url, victim["access_token"],
+                      headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert resp.status_code == 401 and resp.json()["error"] == "insufficient_scope"
+    # 4. ... and even a token of ours that carried 'introspect' for it (say, a consent bug)
+    #    is refused: the client lacks the administrator's flag.
+    forged = sign(app, _claims(base_url, client_id=reg["client_id"], scope="introspect"))
+    resp = introspect(base_url, victim["access_token"],
+                      headers={"Authorization": f"Bearer {forged}"})
+    assert resp.status_code == 401 and resp.json()["error"] == "insufficient_scope"
+    # 5. Its own client credentials show it only its own tokens.
+    resp = introspect(base_url, victim["access_token"],
+                      auth=(reg["client_id"], reg["client_secret"]))
+    assert resp.status_code == 200 and resp.json() == INACTIVE
 
 
 def test_bearer_token_without_introspect_scope_is_401(launched, base_url):
