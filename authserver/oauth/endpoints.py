@@ -319,14 +319,16 @@ class SmartIntrospectionEndpoint(IntrospectionEndpoint):
 
     def authenticate_endpoint_client(self, request: Any) -> Caller:
         authorization = request.headers.get("Authorization")
+        try:
+            # RFC 6749 §2.3: one authentication method per request (a bearer token is one).
+            creds = self.server.check_one_auth_method(request)
+        except InvalidClientError:
+            raise BearerChallenge("invalid_client", "Malformed HTTP Basic credentials",
+                                  basic=True) from None
         scheme = (authorization or "").strip().partition(" ")[0].lower()
         if scheme == "bearer":
             return self._bearer_caller(authorization)
-        if scheme == "basic":
-            creds = basic_credentials(authorization)
-            if creds is None:
-                raise BearerChallenge("invalid_client", "Malformed HTTP Basic credentials",
-                                      basic=True)
+        if creds is not None:
             # One read-only lookup serves resource servers and client_secret_basic apps.
             row = storage.find_client(creds[0])
             basic_ok = row is not None and (

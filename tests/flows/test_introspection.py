@@ -332,6 +332,26 @@ def test_self_registered_app_never_gets_to_introspect_another_apps_token(app, ba
     assert resp.status_code == 200 and resp.json() == INACTIVE
 
 
+def test_introspect_with_two_authentication_methods_is_invalid_request(launched, base_url):
+    rs_id, rs_secret = launched["rs"]
+    token = launched["token"]["access_token"]
+    resp = introspect(base_url, token, auth=launched["rs"], client_secret=rs_secret)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
+    resp = introspect(base_url, token, headers={"Authorization": f"Bearer {token}"},
+                      client_id=rs_id, client_secret=rs_secret)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
+    resp = introspect(base_url, token, auth=launched["rs"], client_id="someone-else")
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
+
+
+def test_introspect_with_non_utf8_basic_credentials_is_401(launched, base_url):
+    for raw in (b"\xff\xfe:\xfd", b"caf\xe9:secret", b"ok:\xff"):
+        resp = introspect(base_url, launched["token"]["access_token"], headers={
+            "Authorization": "Basic " + base64.b64encode(raw).decode()})
+        assert resp.status_code == 401, raw
+        assert resp.json()["error"] == "invalid_client"
+
+
 def test_bearer_token_without_introspect_scope_is_401(launched, base_url):
     token = launched["token"]["access_token"]
     resp = introspect(base_url, token, headers={"Authorization": f"Bearer {token}"})
