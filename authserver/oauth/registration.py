@@ -102,9 +102,34 @@ def origin_of(uri: str) -> str | None:
                                    else "")
 
 
+def _has_control(text: str) -> bool:
+    """Control characters (C0, DEL): never in a URI (RFC 3986 §2) or a display name."""
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+def _check_no_nul(meta: dict[str, Any]) -> None:
+    """No NUL in any string of the metadata, keys included (PostgreSQL refuses it in text:
+    bad input, not a 500). Iterative: no recursion on hostile input."""
+    stack: list[Any] = [meta]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise RegistrationError("invalid_client_metadata",
+                                        "metadata must not contain NUL characters")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def _check_redirect_uri(uri: Any) -> str:
     if not isinstance(uri, str) or not uri or len(uri) > 2000:
         raise RegistrationError("invalid_redirect_uri", "Each redirect URI must be a string")
+    if _has_control(uri) or " " in uri:
+        raise RegistrationError("invalid_redirect_uri",
+                                "a redirect URI must not contain spaces or control characters")
     try:
         parts = urlsplit(uri)
     except ValueError:
@@ -134,7 +159,7 @@ def _check_redirect_uri(uri: Any) -> str:
 
 
 def _check_https_url(field: str, url: Any) -> str:
-    if not isinstance(url, str) or len(url) > 2000:
+    if not isinstance(url, str) or len(url) > 2000 or _has_control(url) or " " in url:
         raise RegistrationError("invalid_client_metadata", f"'{field}' must be a URL")
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
@@ -201,7 +226,7 @@ def normalize_metadata(meta: dict[str, Any], kind: str = "app") -> dict[str, Any
         raise RegistrationError("invalid_client_metadata", "metadata must be a JSON object")
     out: dict[str, Any] = {}
     name = meta.get("client_name") or "Unnamed app"
-    if not isinstance(name, str) or len(name) > 200:
+    if not isinstance(name, str) or len(name) > 200 or _has_control(name):
         raise RegistrationError("invalid_client_metadata", "'client_name' must be a short string")
     out["client_name"] = name.strip() or "Unnamed app"
     method = meta.get("token_endpoint_auth_method", "client_secret_basic")
@@ -265,6 +290,7 @@ def normalize_metadata(meta: dict[str, Any], kind: str = "app") -> dict[str, Any
     for field in ("software_id", "software_version"):
         if isinstance(meta.get(field), str):
             out[field] = meta[field][:200]
+    _check_no_nul(meta)  # last: the checks above name the field when they can
     return out
 
 

@@ -280,7 +280,8 @@ def test_register_eleventh_attempt_a_minute_from_one_address_is_429(app, base_ur
 
 def test_register_refuses_bad_redirect_uri(base_url, auth):
     for uri in ("http://evil.example/cb", "https://x.example/cb#frag", "javascript:alert(1)",
-                "notauri", "https://" + "h" * 250 + ".example/cb"):
+                "notauri", "https://" + "h" * 250 + ".example/cb", "https://a.example/c b",
+                "https://a.example/\x00", "https://a.example/cb\r\nX: y"):
         resp = register(base_url, {**GOOD, "redirect_uris": [uri]}, headers=auth)
         assert resp.status_code == 400, uri
         assert resp.json()["error"] == "invalid_redirect_uri", uri
@@ -318,3 +319,15 @@ def test_register_refuses_private_jwks_and_bad_bodies(base_url, auth):
         assert resp.json()["error"] in ("invalid_client_metadata", "invalid_redirect_uri")
     resp = requests.post(base_url + "/register", data="a=b", headers=auth)
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_client_metadata"
+
+
+def test_register_refuses_nul_and_control_characters(app, base_url, auth):
+    # PostgreSQL refuses NUL in text: refused as bad metadata, never a 500.
+    for body in ({**GOOD, "client_name": "a\x00b"}, {**GOOD, "software_id": "\x00"},
+                 {**GOOD, "x\x00": 1}, {**GOOD, "contacts": ["a@b\x00"]},
+                 {**GOOD, "client_name": "Evil\x1b[31m"},
+                 {**GOOD, "logo_uri": "https://a.example/\x7f"}):
+        resp = register(base_url, body, headers=auth)
+        assert resp.status_code == 400, body
+        assert resp.json()["error"] == "invalid_client_metadata", body
+    assert _clients(app) == 0
