@@ -18,11 +18,17 @@ from authserver.auth.secrets_box import seal
 from authserver.extensions import db
 from authserver.models import Patient, User
 from authserver.oauth import keystore, storage
-from authserver.oauth.registration import RegistrationError, client_response, register_client
+from authserver.oauth.registration import (
+    RegistrationError,
+    client_response,
+    register_client,
+    self_service_problem,
+)
 
 __all__ = ["AdminError", "init_instance", "check_database", "create_user", "enrol_totp",
            "create_client", "create_resource_server", "create_launch", "add_patient",
-           "export_well_known"]
+           "export_well_known", "set_client_introspect", "create_registration_token",
+           "revoke_registration_token"]
 
 
 
@@ -104,7 +110,10 @@ def enrol_totp(username: str) -> dict[str, Any]:
 def create_client(*, name: str, redirect_uris: list[str], scope: str = "",
                   auth_method: str | None = None, jwks: Any = None, jwks_uri: str | None = None,
                   grant_types: list[str] | None = None, launch_uris: list[str] | None = None,
-                  can_launch: bool = False, owner_id: int | None = None) -> dict[str, Any]:
+                  can_launch: bool = False, can_introspect: bool = False,
+                  owner_id: int | None = None, verified: bool = True) -> dict[str, Any]:
+    """An app an administrator registers (``verified``, unless the developer page calls
+    this for a developer). ``can_introspect``: it may introspect other clients' tokens."""
     grant_types = list(grant_types or [])
     if not auth_method:
         auth_method = "private_key_jwt" if (jwks or jwks_uri) else (
@@ -119,14 +128,18 @@ def create_client(*, name: str, redirect_uris: list[str], scope: str = "",
     if jwks_uri:
         meta["jwks_uri"] = jwks_uri
     try:
-        client, secret = register_client(meta, owner_id=owner_id, can_launch=can_launch)
+        client, secret = register_client(meta, owner_id=owner_id, can_launch=can_launch,
+                                         can_introspect=can_introspect, verified=verified)
     except RegistrationError as exc:
         raise AdminError(f"{exc.error}: {exc.description}") from None
-    audit.record("client.created", client_id=client.client_id, via="cli")
+    audit.record("client.created", client_id=client.client_id,
+                 via="cli" if verified else "portal", can_introspect=can_introspect)
     db.session.commit()
     body = client_response(client, secret)
     if can_launch:
         body["can_launch"] = True
+    if can_introspect:
+        body["can_introspect"] = True
     return body
 
 
@@ -134,7 +147,8 @@ def create_resource_server(name: str) -> dict[str, Any]:
     try:
         client, secret = register_client(
             {"client_name": name, "token_endpoint_auth_method": "client_secret_basic",
-             "grant_types": [], "response_types": []}, kind="resource_server")
+             "grant_types": [], "response_types": []}, kind="resource_server",
+            can_introspect=True, verified=True)
     except RegistrationError as exc:
         raise AdminError(f"{exc.error}: {exc.description}") from None
     audit.record("resource_server.created", client_id=client.client_id)
@@ -277,6 +291,8 @@ def set_client_enabled(client_id: str, enabled: bool, *, by: int) -> bool:
     if row is None:
         return False
     row.disabled = not enabled
+    if enabled:
+        row.verified = True  # an administrator approved it
     audit.record("client.enabled" if enabled else "client.disabled", user_id=by,
                  client_id=client_id)
     db.session.commit()
@@ -300,6 +316,9 @@ def register_portal_app(owner: User, form: dict[str, Any]) -> dict[str, Any]:
       it, since it reaches data without any user's consent.
     """
     kind = form.get("kind", "public")
+    problem = self_service_problem(" ".join(str(form.get("scope", "")).split()))
+    if problem:
+        raise AdminError(problem)
     jwks: Any = None
     if form.get("jwks"):
         try:
@@ -315,7 +334,8 @@ def register_portal_app(owner: User, form: dict[str, Any]) -> dict[str, Any]:
         body = create_client(name=form.get("name", ""), redirect_uris=[], scope=scope,
                              auth_method="private_key_jwt", jwks=jwks,
                              jwks_uri=form.get("jwks_uri") or None,
-                             grant_types=["client_credentials"], owner_id=owner.id)
+                             grant_types=["client_credentials"], owner_id=owner.id,
+                             verified=False)
         set_client_enabled(body["client_id"], False, by=owner.id)
         body["pending_approval"] = True
         return body
@@ -328,7 +348,61 @@ def register_portal_app(owner: User, form: dict[str, Any]) -> dict[str, Any]:
     return create_client(name=form.get("name", ""), redirect_uris=lines, scope=scope,
                          auth_method=method, jwks=jwks, jwks_uri=form.get("jwks_uri") or None,
                          grant_types=["authorization_code", "refresh_token"],
-                         launch_uris=launch, owner_id=owner.id)
+                         launch_uris=launch, owner_id=owner.id, verified=False)
+
+
+def set_client_introspect(client_id: str, allowed: bool, *, by: int | None = None
+                          ) -> dict[str, Any]:
+    """Give or take an app's permission to introspect other clients' tokens (an
+    administrator's act: it also marks the app verified). Takes effect at the next
+    /introspect call of the app, its tokens included."""
+    from authserver.models import Client
+
+    row = db.session.scalars(select(Client).where(Client.client_id == client_id)).first() \
+        if isinstance(client_id, str) and client_id else None
+    if row is None or row.kind != "app":
+        raise AdminError(f"no app {client_id!r}")
+    row.can_introspect = allowed
+    if allowed:
+        row.verified = True
+    audit.record("client.introspect_allowed" if allowed else "client.introspect_denied",
+                 user_id=by, client_id=client_id)
+    db.session.commit()
+    return {"client_id": row.client_id, "can_introspect": row.can_introspect}
+
+
+#: Initial access tokens: default and longest lifetime (seconds), most uses.
+REGISTRATION_TOKEN_LIFETIME = 24 * 3600
+REGISTRATION_TOKEN_MAX_LIFETIME = 90 * 24 * 3600
+REGISTRATION_TOKEN_MAX_USES = 10_000
+
+
+def create_registration_token(*, uses: int = 1, lifetime: int = REGISTRATION_TOKEN_LIFETIME,
+                              note: str | None = None) -> dict[str, Any]:
+    """An RFC 7591 initial access token for ``POST /register``: ``uses`` registrations
+    within ``lifetime`` seconds. The token is shown once (stored as its SHA-256)."""
+    if not 1 <= uses <= REGISTRATION_TOKEN_MAX_USES:
+        raise AdminError(f"--uses must be 1 to {REGISTRATION_TOKEN_MAX_USES}")
+    if not 60 <= lifetime <= REGISTRATION_TOKEN_MAX_LIFETIME:
+        raise AdminError(f"--lifetime must be 60 to {REGISTRATION_TOKEN_MAX_LIFETIME} seconds")
+    if note is not None and len(note) > 255:
+        raise AdminError("--note must be at most 255 characters")
+    token, row = storage.create_registration_token(lifetime=lifetime, max_uses=uses,
+                                                   note=note)
+    db.session.flush()
+    audit.record("registration_token.created", token_id=row.id, uses=uses,
+                 expires_at=row.expires_at)
+    db.session.commit()
+    return {"registration_token": token, "expires_at": row.expires_at, "uses": uses,
+            "id": row.id}
+
+
+def revoke_registration_token(token_id: int) -> dict[str, Any]:
+    if not storage.revoke_registration_token(token_id):
+        raise AdminError(f"no registration token {token_id}")
+    audit.record("registration_token.revoked", token_id=token_id)
+    db.session.commit()
+    return {"id": token_id, "revoked": True}
 
 
 def list_users() -> list[User]:

@@ -188,10 +188,12 @@ def client() -> None:
               type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]))
 @click.option("--launch-uri", "launch_uris", multiple=True)
 @click.option("--can-launch", is_flag=True, help="May create EHR launch contexts (POST /launch).")
+@click.option("--can-introspect", is_flag=True,
+              help="May introspect other clients' tokens (POST /introspect).")
 @_with_app
 def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_method: str | None,
                   jwks_file: str | None, jwks_uri: str | None, grant_types: tuple[str, ...],
-                  launch_uris: tuple[str, ...], can_launch: bool) -> None:
+                  launch_uris: tuple[str, ...], can_launch: bool, can_introspect: bool) -> None:
     """Register a client."""
     from authserver import admin
 
@@ -205,7 +207,19 @@ def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_me
     _emit(admin.create_client(name=name, redirect_uris=list(redirect_uris), scope=scope,
                               auth_method=auth_method, jwks=jwks, jwks_uri=jwks_uri,
                               grant_types=list(grant_types), launch_uris=list(launch_uris),
-                              can_launch=can_launch))
+                              can_launch=can_launch, can_introspect=can_introspect))
+
+
+@client.command("permissions")
+@click.argument("client_id")
+@click.option("--introspect/--no-introspect", "introspect", required=True,
+              help="Give or take the permission to introspect other clients' tokens.")
+@_with_app
+def client_permissions(client_id: str, introspect: bool) -> None:
+    """Change an app's administrator-only permissions."""
+    from authserver import admin
+
+    _emit(admin.set_client_introspect(client_id, introspect))
 
 
 @cli.group("resource-server")
@@ -221,6 +235,37 @@ def resource_server_create(name: str) -> None:
     from authserver import admin
 
     _emit(admin.create_resource_server(name))
+
+
+@cli.group("registration-token")
+def registration_token() -> None:
+    """Initial access tokens for POST /register (RFC 7591 §3)."""
+
+
+@registration_token.command("create")
+@click.option("--uses", default=1, show_default=True, type=int,
+              help="How many registrations the token allows.")
+@click.option("--lifetime", default=None, type=int,
+              help="Seconds until it expires [default: one day].")
+@click.option("--note", default=None, help="What it is for (kept with it, never the token).")
+@_with_app
+def registration_token_create(uses: int, lifetime: int | None, note: str | None) -> None:
+    """Issue an initial access token (printed once; stored as its SHA-256)."""
+    from authserver import admin
+
+    _emit(admin.create_registration_token(
+        uses=uses, note=note,
+        lifetime=admin.REGISTRATION_TOKEN_LIFETIME if lifetime is None else lifetime))
+
+
+@registration_token.command("revoke")
+@click.argument("token_id", type=int)
+@_with_app
+def registration_token_revoke(token_id: int) -> None:
+    """Revoke an initial access token by the id `create` printed."""
+    from authserver import admin
+
+    _emit(admin.revoke_registration_token(token_id))
 
 
 # ---- launch contexts and patients -------------------------------------------------

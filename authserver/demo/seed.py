@@ -26,7 +26,12 @@ from authserver.demo.app import CALLBACK_PATH, DEMO_APP_NAME, LAUNCH_PATH
 from authserver.extensions import db
 from authserver.models import Client
 from authserver.oauth import storage
-from authserver.oauth.registration import client_response, normalize_metadata, register_client
+from authserver.oauth.registration import (
+    client_origins,
+    client_response,
+    normalize_metadata,
+    register_client,
+)
 
 __all__ = ["seed", "ehr_launch_link", "DEMO_PASSWORD", "DEMO_PATIENTS", "DEMO_APP_SCOPE",
            "PATIENT_USERNAME", "CLINICIAN_USERNAME"]
@@ -73,7 +78,7 @@ def _demo_app(demo_app_url: str) -> dict[str, Any]:
     row = db.session.scalars(select(Client).where(Client.client_name == DEMO_APP_NAME,
                                                   Client.kind == "app")).first()
     if row is None:
-        row, _ = register_client(meta)
+        row, _ = register_client(meta, verified=True)
         audit.record("client.created", client_id=row.client_id, via="demo")
         db.session.commit()
     else:
@@ -81,6 +86,7 @@ def _demo_app(demo_app_url: str) -> dict[str, Any]:
         merged["redirect_uris"] = list(dict.fromkeys(
             merged["redirect_uris"] + row.redirect_uris))
         row.client_metadata, row.disabled = merged, False
+        storage.set_client_origins(row.client_id, client_origins(merged))
         db.session.commit()
     return client_response(row)
 

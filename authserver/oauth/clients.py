@@ -9,20 +9,10 @@ from authlib.oauth2.rfc6749 import ClientMixin
 
 from authserver.models import Client
 from authserver.oauth import storage
-from authserver.oauth.registration import is_loopback_host
+from authserver.oauth.registration import is_loopback_host, origin_of
 from authserver.smart.scopes import ScopeError, format_scopes, narrow, parse_scopes
 
 __all__ = ["OAuthClient", "origin_of"]
-
-
-def origin_of(uri: str) -> str | None:
-    try:
-        p = urlsplit(uri)
-    except ValueError:
-        return None
-    if p.scheme not in ("http", "https") or not p.netloc:
-        return None
-    return f"{p.scheme}://{p.netloc}"
 
 
 class OAuthClient(ClientMixin):

@@ -1,51 +1,30 @@
 """CORS for the token endpoint: only origins of registered redirect URIs (SMART 2.1+ §CORS).
 
-Preflights carry no client id, so an origin is accepted there when any registered app
-uses it; the actual response names the origin only when it belongs to the calling client.
+Preflights carry no client id, so an origin is accepted there when any enabled app uses
+it: one indexed lookup in ``client_origins`` (written with the redirect URIs, see
+:func:`authserver.oauth.storage.set_client_origins`), whatever the number of apps. The
+actual response names the origin only when it belongs to the calling client.
+
+No per-process cache: the lookup is one primary-key probe, cheaper than keeping a cache
+coherent across workers, and a disabled app's origin stops working at once.
 """
 
 from __future__ import annotations
 
 import base64
-import threading
-import time
 
-from flask import Response, current_app, make_response
-from sqlalchemy import select
+from flask import Response, make_response
 
-from authserver.extensions import db
-from authserver.models import Client
-from authserver.oauth.clients import OAuthClient, origin_of
+from authserver.oauth import storage
+from authserver.oauth.clients import OAuthClient
 
-__all__ = ["preflight", "allow_client_origin", "ORIGIN_CACHE_SECONDS"]
-
-ORIGIN_CACHE_SECONDS = 30.0
-#: An origin not in the cache triggers a reload at most this often (new registrations).
-ORIGIN_MISS_RELOAD_SECONDS = 1.0
-_lock = threading.Lock()
-
-
-def _registered_origins(origin: str) -> frozenset[str]:
-    # One cache per app: several apps (tests, or instances in one process) never share it.
-    _cache = current_app.extensions.setdefault("authserver.cors_origins",
-                                               {"at": 0.0, "origins": frozenset()})
-    with _lock:
-        age = time.monotonic() - float(_cache["at"])
-        missing = origin not in _cache["origins"]  # type: ignore[operator]
-        if age > ORIGIN_CACHE_SECONDS or (missing and age > ORIGIN_MISS_RELOAD_SECONDS):
-            origins = set()
-            for meta in db.session.scalars(select(Client.client_metadata)
-                                           .where(Client.disabled.is_(False))):
-                origins |= {o for o in (origin_of(u) for u in (meta or {}).get(
-                    "redirect_uris", [])) if o}
-            _cache.update(at=time.monotonic(), origins=frozenset(origins))
-        return _cache["origins"]  # type: ignore[return-value]
+__all__ = ["preflight", "allow_client_origin"]
 
 
 def preflight(origin: str | None, methods: str) -> Response:
     resp = make_response("", 204)
     resp.headers["Vary"] = "Origin"
-    if origin and origin in _registered_origins(origin):
+    if origin and storage.origin_is_registered(origin):
         resp.headers["Access-Control-Allow-Origin"] = origin
         resp.headers["Access-Control-Allow-Methods"] = methods
         resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
@@ -66,8 +45,6 @@ def allow_client_origin(resp: Response, origin: str | None, client_id: str | Non
     if not origin:
         return resp
     from flask import request
-
-    from authserver.oauth import storage
 
     cid = client_id or _basic_client_id(request.headers.get("Authorization"))
     row = storage.get_client(cid)

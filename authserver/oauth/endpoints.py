@@ -17,10 +17,14 @@ Who may introspect (RFC 7662 §2.1 "the endpoint MUST also require some form of
 authorization"):
 
 - a resource server (``authserver resource-server create``) with HTTP Basic: any token;
-- an app with its registered client authentication: only tokens issued to it;
+- an app with its registered client authentication: only tokens issued to it, unless an
+  administrator gave it ``Client.can_introspect`` (``authserver client create
+  --can-introspect``, ``authserver client permissions``, the admin console): any token;
 - ``Authorization: Bearer`` with one of our live access tokens whose scope includes
   :data:`INTROSPECT_SCOPE` (SMART 2.2: an appropriately-scoped SMART App or Backend
-  Services token): any token.
+  Services token) AND whose client has ``can_introspect``: any token. The scope alone is
+  not enough: a developer can ask for any scope string, and only an administrator
+  decides who reads other apps' tokens.
 """
 
 from __future__ import annotations
@@ -47,16 +51,15 @@ from authserver.models import RefreshToken
 from authserver.oauth import keystore, storage
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.grants import CLIENT_AUTH_METHODS
+from authserver.oauth.registration import INTROSPECT_SCOPE
 from authserver.smart.launch import token_context
 
 __all__ = [
     "INTROSPECT_SCOPE", "PUBLIC_KEYS_TTL", "AccessTokenInfo", "BearerChallenge",
     "SmartIntrospectionEndpoint", "SmartRevocationEndpoint", "read_access_token",
-    "read_bearer", "has_scope",
+    "read_bearer", "has_scope", "basic_credentials",
 ]
 
-#: The permission scope that lets a bearer token call /introspect for any token.
-INTROSPECT_SCOPE = "introspect"
 #: Seconds a process uses the public keys it loaded before reading them again (a key made by
 #: ``authserver keys rotate`` is picked up sooner: an unknown ``kid`` re-reads at once).
 PUBLIC_KEYS_TTL = 30.0
@@ -226,7 +229,7 @@ def _token_endpoint_methods(server: Any, *, public: bool) -> list[str]:
     return methods if public else [m for m in methods if m != "none"]
 
 
-def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     """(client_id, secret) from HTTP Basic, URL-decoded (RFC 6749 §2.3.1); None if absent
     or malformed."""
     scheme, _, value = (authorization or "").strip().partition(" ")
@@ -240,6 +243,11 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     if not colon or not client_id:
         return None
     return unquote(client_id), unquote(secret)
+
+
+def _may_introspect_others(row: Any) -> bool:
+    """Resource servers, and apps an administrator flagged, see every client's tokens."""
+    return row.kind == "resource_server" or bool(row.can_introspect)
 
 
 @dataclass(frozen=True)
@@ -312,21 +320,16 @@ class SmartIntrospectionEndpoint(IntrospectionEndpoint):
 
     def authenticate_endpoint_client(self, request: Any) -> Caller:
         authorization = request.headers.get("Authorization")
+        try:
+            # RFC 6749 §2.3: one authentication method per request (a bearer token is one).
+            creds = self.server.check_one_auth_method(request)
+        except InvalidClientError:
+            raise BearerChallenge("invalid_client", "Malformed HTTP Basic credentials",
+                                  basic=True) from None
         scheme = (authorization or "").strip().partition(" ")[0].lower()
         if scheme == "bearer":
-            # RFC 7662 §2.1: a bearer token "that does not contain sufficient privileges or
-            # is otherwise invalid" gets "an HTTP 401 code" (RFC 6750 §3).
-            try:
-                info = read_bearer(authorization, required_scope=INTROSPECT_SCOPE, basic=True)
-            except BearerChallenge as exc:
-                exc.status_code = 401
-                raise
-            return Caller(info.claims["client_id"], any_token=True)
-        if scheme == "basic":
-            creds = _basic_credentials(authorization)
-            if creds is None:
-                raise BearerChallenge("invalid_client", "Malformed HTTP Basic credentials",
-                                      basic=True)
+            return self._bearer_caller(authorization)
+        if creds is not None:
             # One read-only lookup serves resource servers and client_secret_basic apps.
             row = storage.find_client(creds[0])
             basic_ok = row is not None and (
@@ -335,7 +338,7 @@ class SmartIntrospectionEndpoint(IntrospectionEndpoint):
             if not basic_ok or not OAuthClient(row).check_client_secret(creds[1]):
                 raise BearerChallenge("invalid_client", "Client authentication failed",
                                       basic=True)
-            return Caller(row.client_id, any_token=row.kind == "resource_server")
+            return Caller(row.client_id, any_token=_may_introspect_others(row))
         try:
             client = self.server.authenticate_client(
                 request, _token_endpoint_methods(self.server, public=False),
@@ -344,7 +347,26 @@ class SmartIntrospectionEndpoint(IntrospectionEndpoint):
             # RFC 7662 §2.1: an unauthorized caller gets 401 (never token information).
             raise BearerChallenge(None if not authorization else "invalid_client",
                                   "Client authentication failed", basic=True) from None
-        return Caller(client.client_id, any_token=False)
+        return Caller(client.client_id, any_token=_may_introspect_others(client.row))
+
+    @staticmethod
+    def _bearer_caller(authorization: str | None) -> Caller:
+        """A bearer token may introspect any token when it has the ``introspect`` scope AND
+        an administrator gave its client ``can_introspect`` (checked now, so taking the
+        permission away takes effect at once, for tokens already issued too)."""
+        # RFC 7662 §2.1: a bearer token "that does not contain sufficient privileges or
+        # is otherwise invalid" gets "an HTTP 401 code" (RFC 6750 §3).
+        try:
+            info = read_bearer(authorization, required_scope=INTROSPECT_SCOPE, basic=True)
+        except BearerChallenge as exc:
+            exc.status_code = 401
+            raise
+        row = storage.find_client(info.claims["client_id"])
+        if row is None or not row.can_introspect:
+            raise BearerChallenge("insufficient_scope",
+                                  "The client of this access token may not introspect tokens",
+                                  basic=True)
+        return Caller(row.client_id, any_token=True)
 
     def check_params(self, request: Any, client: Any) -> None:
         token = request.form.get("token")

@@ -12,6 +12,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from flask import Flask, current_app
 from flask import request as flask_request
 
@@ -20,7 +21,11 @@ from authserver.oauth import storage
 from authserver.oauth.backend import ClientCredentialsGrant
 from authserver.oauth.client_auth import PrivateKeyJWT
 from authserver.oauth.clients import OAuthClient
-from authserver.oauth.endpoints import SmartIntrospectionEndpoint, SmartRevocationEndpoint
+from authserver.oauth.endpoints import (
+    SmartIntrospectionEndpoint,
+    SmartRevocationEndpoint,
+    basic_credentials,
+)
 from authserver.oauth.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authserver.oauth.launch import SmartLaunch
 from authserver.oauth.pkce import S256CodeChallenge
@@ -40,6 +45,45 @@ class SmartAuthorizationServer(AuthorizationServer):
     def __init__(self) -> None:
         super().__init__()
         self.features = Features()
+
+    def authenticate_client(self, request: Any, methods: list[str],
+                            endpoint: str = "token") -> Any:
+        """Authlib's client authentication, after :meth:`check_one_auth_method` (every
+        endpoint that authenticates clients comes through here: /token, /revoke,
+        /introspect, /launch)."""
+        self.check_one_auth_method(request)
+        return super().authenticate_client(request, methods, endpoint)
+
+    def check_one_auth_method(self, request: Any) -> tuple[str, str] | None:
+        """RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in
+        each request." HTTP Basic (or a bearer token), ``client_secret`` in the body and a
+        ``client_assertion`` are each a method: two of them, or a body ``client_id`` that
+        is not the Basic one, is ``invalid_request`` (§5.2 "utilizes more than one
+        mechanism for authenticating the client"). Returns the Basic credentials, if any;
+        Basic credentials that cannot be read (not base64, not UTF-8, no client id) are
+        ``invalid_client`` with 401, as §5.2 requires after an Authorization header."""
+        authorization = request.headers.get("Authorization")
+        scheme = (authorization or "").strip().partition(" ")[0].lower()
+        form = request.form
+        used = [name for name, present in (
+            ("HTTP " + scheme.capitalize(), scheme in ("basic", "bearer")),
+            ("'client_secret'", "client_secret" in form),
+            ("'client_assertion'", "client_assertion" in form
+             or "client_assertion_type" in form)) if present]
+        if len(used) > 1:
+            raise InvalidRequestError(
+                f"Use one client authentication method, not {' and '.join(used)}")
+        if scheme != "basic":
+            return None
+        creds = basic_credentials(authorization)
+        if creds is None:
+            raise InvalidClientError(status_code=401,
+                                     description="Malformed HTTP Basic credentials")
+        # (Authlib's 'none' method reads client_id from the query string too.)
+        sent = [*form.getlist("client_id"), *request.args.getlist("client_id")]
+        if any(cid != creds[0] for cid in sent):
+            raise InvalidRequestError("'client_id' differs from the HTTP Basic client")
+        return creds
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         # A read-only snapshot from one Core SELECT: every token request runs this, and the

@@ -21,6 +21,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     select,
     text,
     update,
@@ -34,12 +35,14 @@ from authserver.models import (
     AuthorizationCode,
     Client,
     ClientAssertionJti,
+    ClientOrigin,
     Consent,
     Grant,
     LaunchContext,
     Patient,
     PendingAuthorization,
     RefreshToken,
+    RegistrationToken,
     RevokedToken,
     User,
     UserSession,
@@ -63,6 +66,9 @@ __all__ = [
     "audit_mark", "count_events_since", "count_events_at_or_after",
     "accept_totp_step", "lock_totp",
     "LiveGrant", "live_access_token", "live_refresh_token", "AppAccess", "user_app_access",
+    "create_registration_token", "find_registration_token", "spend_registration_token",
+    "revoke_registration_token", "set_client_origins", "origin_is_registered",
+    "ORIGIN_MAX_LENGTH",
 ]
 
 
@@ -768,4 +774,96 @@ def user_app_access(user_id: int) -> dict[str, AppAccess]:
         .group_by(Grant.client_id))
     return {cid: AppAccess(cid, int(first), int(last), int(exp))
             for cid, first, last, exp in rows}
+
+
+
+# ---- issue 11: initial access tokens (RFC 7591 §3) and client origins (CORS) ---------
+#
+# Kept apart from the verbs above: registration bounds and the CORS origin index.
+
+#: The ``client_origins.origin`` column's length.
+ORIGIN_MAX_LENGTH = 255
+
+def create_registration_token(*, lifetime: int, max_uses: int,
+                              note: str | None) -> tuple[str, RegistrationToken]:
+    """Issue an initial access token; returns (token, row). Stored by its SHA-256 only;
+    the token is shown once. Not committed (the caller commits with its audit row)."""
+    token = new_secret(32)
+    t = now()
+    row = RegistrationToken(token_hash=sha256_hex(token), created_at=t, expires_at=t + lifetime,
+                            max_uses=max_uses, uses=0, note=note)
+    db.session.add(row)
+    return token, row
+
+
+def _registration_token_usable(t: int) -> tuple[Any, ...]:
+    rt = RegistrationToken
+    return (rt.revoked_at.is_(None), rt.expires_at > t, rt.uses < rt.max_uses)
+
+
+def find_registration_token(token: str | None) -> RegistrationToken | None:
+    """The initial access token if it can still register a client, else None (unknown,
+    expired, revoked or every use spent). A read: it spends nothing."""
+    if not isinstance(token, str) or not token or len(token) > 512:
+        return None
+    return db.session.scalars(select(RegistrationToken).where(
+        RegistrationToken.token_hash == sha256_hex(token),
+        *_registration_token_usable(now()))).first()
+
+
+def spend_registration_token(token_id: int) -> bool:
+    """Count one use of an initial access token by a conditional UPDATE in the caller's
+    transaction (no commit): True when a use was left, False when it expired, was revoked
+    or spent meanwhile. Two racing registrations cannot both take the last use: the second
+    UPDATE waits for the first one's row lock (PostgreSQL) or the write lock (SQLite) and
+    then finds ``uses < max_uses`` false. A rollback gives the use back."""
+    res = db.session.execute(
+        update(RegistrationToken)
+        .where(RegistrationToken.id == token_id, *_registration_token_usable(now()))
+        .values(uses=RegistrationToken.uses + 1))
+    return res.rowcount == 1
+
+
+def revoke_registration_token(token_id: int) -> bool:
+    """Revoke an initial access token (idempotent); False when there is no such token.
+    Not committed."""
+    row = db.session.get(RegistrationToken, token_id)
+    if row is None:
+        return False
+    if row.revoked_at is None:
+        row.revoked_at = now()
+    return True
+
+
+def set_client_origins(client_id: str, origins: set[str] | frozenset[str]) -> None:
+    """Make ``client_origins`` hold exactly these web origins for the client (the origins
+    of its redirect URIs), replacing what was there. Not committed: call it in the
+    transaction that sets the redirect URIs. Rows go with the client (FK ON DELETE CASCADE).
+    """
+    table = ClientOrigin.__table__
+    db.session.flush()  # the client row first: client_origins references it
+    db.session.execute(delete(table).where(table.c.client_id == client_id))
+    if origins:
+        db.session.execute(insert(table), [{"origin": o, "client_id": client_id}
+                                           for o in sorted(origins)])
+
+
+_ORIGIN_OF_ENABLED_CLIENT = (
+    select(literal(1))
+    .select_from(ClientOrigin.__table__.join(
+        Client.__table__, Client.__table__.c.client_id == ClientOrigin.__table__.c.client_id))
+    .where(ClientOrigin.__table__.c.origin == bindparam("origin"),
+           Client.__table__.c.disabled.is_(False))
+    .limit(1))
+
+
+def origin_is_registered(origin: str) -> bool:
+    """Is ``origin`` the origin of a redirect URI of some enabled client? One indexed
+    lookup (the primary key of ``client_origins`` leads with ``origin``), whatever the
+    number of clients; reads committed rows on its own connection."""
+    if not isinstance(origin, str) or not origin or len(origin) > ORIGIN_MAX_LENGTH \
+            or "\x00" in origin:  # PostgreSQL refuses NUL in text: unknown, not a 500
+        return False
+    with _autocommit() as conn:
+        return conn.execute(_ORIGIN_OF_ENABLED_CLIENT, {"origin": origin}).first() is not None
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from flask import Blueprint, Response, jsonify, request
 
 from authserver import admin
@@ -79,7 +79,7 @@ def _form_body() -> dict[str, Any]:
     if "fhirContext" in body:
         try:
             body["fhirContext"] = json.loads(body["fhirContext"])
-        except ValueError:
+        except (ValueError, RecursionError):
             raise LaunchRequestError("'fhirContext' must be a JSON array") from None
     if "need_patient_banner" in body:
         flag = body["need_patient_banner"].strip().lower()
@@ -94,7 +94,10 @@ def _form_body() -> dict[str, Any]:
 def parse_body() -> dict[str, Any]:
     """The launch parameters of a JSON or form body (raises :class:`LaunchRequestError`)."""
     if request.is_json:
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # JSON nested too deeply for the parser: bad input, not a 500
+            data = None
         if not isinstance(data, dict):
             raise LaunchRequestError("The body must be a JSON object")
         body = {k: data[k] for k in FIELDS if k in data and data[k] is not None}
@@ -126,6 +129,8 @@ def create_launch() -> Response:
     except InvalidClientError:
         return _error(401, "invalid_client", "Client authentication failed",
                       **{"WWW-Authenticate": 'Basic realm="launch"'})
+    except InvalidRequestError as exc:  # RFC 6749 §2.3: more than one method
+        return _error(400, "invalid_request", exc.description)
     if not client.row.can_launch:
         return _error(403, "unauthorized_client", "This client may not create launch contexts")
     try:

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from authserver.extensions import csrf
-from authserver.oauth.registration import register_dynamic
+from authserver.extensions import csrf, limiter
+from authserver.oauth import registration
 
 bp = Blueprint("register", __name__)
 
 
+def _registration_limit() -> str:
+    return current_app.config["REGISTRATION_RATE_LIMIT"]
+
+
+def _body() -> bytes | None:
+    """The raw body, or None when it is over the limit (not read past it)."""
+    request.max_content_length = registration.MAX_BODY_BYTES
+    try:
+        return request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        return None
+
+
 @bp.post("/register")
 @csrf.exempt
-def register():
-    body = request.get_json(silent=True) if request.is_json else None
-    if body is None:
-        status, payload = 400, {"error": "invalid_client_metadata",
-                                "error_description": "Send the metadata as application/json"}
-    else:
-        status, payload = register_dynamic(body)
+# Every attempt counts (refused ones too), per client address.
+@limiter.limit(_registration_limit)
+def register() -> Response:
+    status, payload, headers = registration.register_dynamic(
+        _body(), is_json=request.is_json, authorization=request.headers.get("Authorization"))
     resp = jsonify(payload)
     resp.status_code = status
+    resp.headers.update(headers)
     # RFC 7591 §3.2.1: the response carries a secret: never cache it.
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["Pragma"] = "no-cache"

@@ -168,3 +168,78 @@ def test_config_error_is_one_line(instance):
     result = subprocess.run([EXE, "keys", "list"], env=env, capture_output=True, text=True,
                             timeout=60)
     fails(result, "AUTHSERVER_ISSUER")
+
+
+def _instance_app(instance):
+    from authserver.app import create_app
+
+    conf = {"INSTANCE_PATH": str(instance["path"]), "TESTING": True}
+    if instance["env"].get("AUTHSERVER_DATABASE_URL"):
+        conf["DATABASE_URL"] = instance["env"]["AUTHSERVER_DATABASE_URL"]
+    return create_app(conf)
+
+
+def test_registration_token_create_prints_one_object_and_registers(instance):
+    body = ok_json(run(instance, "registration-token", "create", "--uses", "2",
+                       "--lifetime", "600", "--note", "partner onboarding"))
+    assert set(body) == {"registration_token", "expires_at", "uses", "id"}
+    assert body["uses"] == 2 and len(body["registration_token"]) >= 43
+    import time
+
+    assert 590 <= body["expires_at"] - time.time() <= 600
+    app = _instance_app(instance)
+    http = app.test_client()
+    meta = {"client_name": "Partner", "redirect_uris": ["https://partner.example/cb"],
+            "token_endpoint_auth_method": "none"}
+    auth = {"Authorization": "Bearer " + body["registration_token"]}
+    assert http.post("/register", json=meta, headers=auth).status_code == 201
+    assert http.post("/register", json=meta, headers=auth).status_code == 201
+    resp = http.post("/register", json=meta, headers=auth)
+    assert resp.status_code == 401 and resp.get_json()["error"] == "invalid_token"
+    # Revoked: refused from its next use.
+    other = ok_json(run(instance, "registration-token", "create"))
+    assert other["uses"] == 1
+    assert ok_json(run(instance, "registration-token", "revoke", str(other["id"]))) == {
+        "id": other["id"], "revoked": True}
+    resp = http.post("/register", json=meta,
+                     headers={"Authorization": "Bearer " + other["registration_token"]})
+    assert resp.status_code == 401
+    with app.app_context():
+        from authserver.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_registration_token_bad_input_fails(instance):
+    fails(run(instance, "registration-token", "create", "--uses", "0"), "--uses")
+    fails(run(instance, "registration-token", "create", "--lifetime", "0"), "--lifetime")
+    fails(run(instance, "registration-token", "create", "--note", "n" * 256), "--note")
+    fails(run(instance, "registration-token", "revoke", "999999"), "no registration token")
+
+
+def test_client_create_can_introspect_and_permissions(instance):
+    body = ok_json(run(instance, "client", "create", "--name", "Auditor", "--redirect-uri",
+                       "https://auditor.example/cb", "--auth-method", "client_secret_basic",
+                       "--scope", "openid introspect", "--can-introspect"))
+    assert body["can_introspect"] is True
+    cid = body["client_id"]
+    assert ok_json(run(instance, "client", "permissions", cid, "--no-introspect")) == {
+        "client_id": cid, "can_introspect": False}
+    assert ok_json(run(instance, "client", "permissions", cid, "--introspect")) == {
+        "client_id": cid, "can_introspect": True}
+    fails(run(instance, "client", "permissions", "no-such-client", "--introspect"),
+          "no app")
+    plain = ok_json(run(instance, "client", "create", "--name", "Plain", "--redirect-uri",
+                        "https://plain.example/cb"))
+    assert "can_introspect" not in plain
+    app = _instance_app(instance)
+    with app.app_context():
+        from authserver.extensions import db
+        from authserver.oauth import storage
+
+        # Made by an administrator: verified.
+        assert storage.get_client(plain["client_id"]).verified is True
+        assert storage.get_client(plain["client_id"]).can_introspect is False
+        db.session.remove()
+        db.engine.dispose()

@@ -422,3 +422,33 @@ def test_post_launch_answers_the_same_whether_or_not_the_user_exists(base_url, e
             flow = _launch_flow(base_url, ehr, resp.json()["launch"])
             _assert_refused(flow, flow.last, "invalid_request", base_url)
     assert answers[0] == answers[1] and answers[0][0] == 201
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"patient": "p9", "fhirContext": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+    b'{"patient": "p9", "x": ' + b'{"a":' * 20_000 + b"1" + b"}" * 20_000 + b"}",
+])
+def test_post_launch_deeply_nested_json_is_invalid_request(base_url, ehr, body):
+    resp = _post_launch(base_url, ehr["ehr"], data=body,
+                        headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
+
+
+def test_post_launch_deeply_nested_form_fhir_context_is_invalid_request(base_url, ehr):
+    resp = _post_launch(base_url, ehr["ehr"], data={
+        "patient": "p9", "fhirContext": "[" * 20_000 + "]" * 20_000})
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
+    assert "'fhirContext'" in resp.json()["error_description"]
+
+
+def test_post_launch_with_two_authentication_methods_is_invalid_request(base_url, ehr):
+    e = ehr["ehr"]
+    for data in ({"patient": "p9", "client_secret": e["client_secret"]},
+                 {"patient": "p9", "client_id": ehr["client"]["client_id"]}):
+        resp = _post_launch(base_url, e, data=data)
+        assert resp.status_code == 400, data
+        assert resp.json()["error"] == "invalid_request"
+        assert resp.headers["Cache-Control"] == "no-store"
+    assert _post_launch(base_url, e, data={"patient": "p9", "client_id": e["client_id"]}
+                        ).status_code == 201

@@ -236,24 +236,19 @@ def test_app_introspects_only_its_own_tokens(app, base_url):
 
 def _introspector(app, base_url) -> dict:
     """A backend service an administrator allowed to introspect, and its bearer token."""
-    from authserver.extensions import db
-    from authserver.models import Client
-
     caller = make_client(app, scope="system/*.rs", grant_types=["client_credentials"],
-                         auth_method="client_secret_basic", redirect_uris=[],
-                         name="Introspector")
-    with app.app_context():
-        db.session.query(Client).filter_by(client_id=caller["client_id"]).update(
-            {"can_introspect": True})
-        db.session.commit()
+                         auth_method="client_secret_basic", name="Introspector",
+                         can_introspect=True)
     resp = requests.post(base_url + "/token", data={
         "grant_type": "client_credentials", "scope": "system/*.rs introspect"},
         auth=(caller["client_id"], caller["client_secret"]))
     assert resp.status_code == 200, resp.text
-    return resp.json()
+    return {**resp.json(), "client_id": caller["client_id"]}
 
 
 def test_bearer_token_with_introspect_scope_may_introspect(app, base_url):
+    # Both conditions: an administrator flagged the client (can_introspect) AND the token
+    # carries the 'introspect' scope.
     make_user(app)
     target = OAuthFlow(base_url, make_client(app), requests.Session()).run()
     perm = _introspector(app, base_url)
@@ -281,6 +276,113 @@ def test_introspect_scope_needs_the_administrator_flag(app, base_url):
         "grant_type": "client_credentials", "scope": "system/*.rs introspect"},
         auth=(caller["client_id"], caller["client_secret"]))
     assert resp.status_code == 200 and resp.json()["scope"] == "system/*.rs"
+
+
+def test_bearer_token_with_introspect_scope_but_no_admin_flag_is_401(app, base_url):
+    make_user(app)
+    target = OAuthFlow(base_url, make_client(app), requests.Session()).run()
+    caller = make_client(app, scope="openid introspect", name="Not flagged")
+    perm = OAuthFlow(base_url, caller, requests.Session(), scope="openid introspect").run()
+    resp = introspect(base_url, target["access_token"],
+                      headers={"Authorization": f"Bearer {perm['access_token']}"})
+    assert resp.status_code == 401
+    assert resp.json()["error"] == "insufficient_scope"
+    assert "active" not in resp.json()
+
+
+def test_taking_the_introspect_flag_away_stops_issued_tokens_at_once(app, base_url):
+    from authserver import admin
+
+    make_user(app)
+    target = OAuthFlow(base_url, make_client(app), requests.Session()).run()
+    perm = _introspector(app, base_url)
+    caller = {"client_id": perm["client_id"]}
+    bearer = {"Authorization": f"Bearer {perm['access_token']}"}
+    assert introspect(base_url, target["access_token"], headers=bearer).json()["active"]
+    with app.app_context():
+        assert admin.set_client_introspect(caller["client_id"], False) == {
+            "client_id": caller["client_id"], "can_introspect": False}
+    resp = introspect(base_url, target["access_token"], headers=bearer)
+    assert resp.status_code == 401 and resp.json()["error"] == "insufficient_scope"
+
+
+def test_flagged_app_may_introspect_others_tokens_with_its_own_credentials(app, base_url):
+    make_user(app)
+    target = OAuthFlow(base_url, make_client(app), requests.Session()).run()
+    flagged = make_client(app, auth_method="client_secret_basic", name="Flagged",
+                          can_introspect=True)
+    body = introspect(base_url, target["access_token"],
+                      auth=(flagged["client_id"], flagged["client_secret"])).json()
+    assert body["active"] is True
+
+
+def test_self_registered_app_never_gets_to_introspect_another_apps_token(app, base_url):
+    """The attacker: a developer who registers an app by /register or the developer page,
+    asking for 'introspect', then tries every way to read a victim app's token."""
+    import re
+
+    from tests.flows.test_portal import _sign_in
+    from tests.flows.test_registration import registration_token
+    from tests.helpers import csrf_of
+
+    make_user(app)
+    victim = OAuthFlow(base_url, make_client(app, name="Victim"), requests.Session()).run()
+    ask = {"client_name": "Totally legit", "redirect_uris": ["http://127.0.0.1:9999/callback"],
+           "token_endpoint_auth_method": "client_secret_basic",
+           "scope": "openid introspect patient/*.rs"}
+    auth = {"Authorization": "Bearer " + registration_token(app, uses=5)}
+    # 1. /register refuses the permission outright (no client is made).
+    resp = requests.post(base_url + "/register", json=ask, headers=auth)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_client_metadata"
+    assert "introspect" in resp.json()["error_description"]
+    # 2. So does the developer page.
+    make_user(app, "mallory", role="developer", fhir_user=None)
+    dev = _sign_in(base_url, "mallory", "/developer")
+    page = dev.get(base_url + "/developer")
+    resp = dev.post(base_url + "/developer", data={
+        "csrf_token": csrf_of(page.text), "name": "Sneaky", "kind": "confidential",
+        "redirect_uris": "https://sneaky.example/cb", "scope": "openid introspect"})
+    assert resp.status_code == 400 and 'class="error"' in resp.text
+    assert not re.search(r'id="new-client-id"', resp.text)
+    # 3. Registered without it, the app cannot obtain it at /authorize (scopes narrow to
+    #    the registration) ...
+    reg = requests.post(base_url + "/register", headers=auth, json={
+        **ask, "scope": "openid patient/*.rs"}).json()
+    token = OAuthFlow(base_url, reg, requests.Session(), scope="openid introspect").run()
+    assert "introspect" not in token["scope"].split()
+    resp = introspect(base_url, victim["access_token"],
+                      headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert resp.status_code == 401 and resp.json()["error"] == "insufficient_scope"
+    # 4. ... and even a token of ours that carried 'introspect' for it (say, a consent bug)
+    #    is refused: the client lacks the administrator's flag.
+    forged = sign(app, _claims(base_url, client_id=reg["client_id"], scope="introspect"))
+    resp = introspect(base_url, victim["access_token"],
+                      headers={"Authorization": f"Bearer {forged}"})
+    assert resp.status_code == 401 and resp.json()["error"] == "insufficient_scope"
+    # 5. Its own client credentials show it only its own tokens.
+    resp = introspect(base_url, victim["access_token"],
+                      auth=(reg["client_id"], reg["client_secret"]))
+    assert resp.status_code == 200 and resp.json() == INACTIVE
+
+
+def test_introspect_with_two_authentication_methods_is_invalid_request(launched, base_url):
+    rs_id, rs_secret = launched["rs"]
+    token = launched["token"]["access_token"]
+    resp = introspect(base_url, token, auth=launched["rs"], client_secret=rs_secret)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
+    resp = introspect(base_url, token, headers={"Authorization": f"Bearer {token}"},
+                      client_id=rs_id, client_secret=rs_secret)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
+    resp = introspect(base_url, token, auth=launched["rs"], client_id="someone-else")
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
+
+
+def test_introspect_with_non_utf8_basic_credentials_is_401(launched, base_url):
+    for raw in (b"\xff\xfe:\xfd", b"caf\xe9:secret", b"ok:\xff"):
+        resp = introspect(base_url, launched["token"]["access_token"], headers={
+            "Authorization": "Basic " + base64.b64encode(raw).decode()})
+        assert resp.status_code == 401, raw
+        assert resp.json()["error"] == "invalid_client"
 
 
 def test_bearer_token_without_introspect_scope_is_401(launched, base_url):

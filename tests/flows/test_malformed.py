@@ -286,3 +286,50 @@ def test_malformed_token_never_500_and_always_json(setup, base_url):
               b"grant_type=\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8", "raw non-utf8 body")
     sweep.check()
     assert sweep.count > 150
+
+
+def test_malformed_register_never_500_and_always_json(app, base_url):
+    """POST /register (RFC 7591) with hostile bodies and credentials: never 500, always the
+    RFC 6749 style JSON error, never cached."""
+    from authserver import admin
+
+    app.config["REGISTRATION_RATE_LIMIT"] = "10000 per minute"  # reach the view
+    with app.app_context():
+        token = admin.create_registration_token(uses=1000)["registration_token"]
+    sweep = Sweep(base_url)
+    auth = {"Authorization": f"Bearer {token}"}
+    json_type = {**auth, "Content-Type": "application/json"}
+    responses = []
+    bodies = {
+        "deep arrays": b"[" * 8000 + b"]" * 8000,
+        "deep objects": b'{"a":' * 2000 + b"1" + b"}" * 2000,
+        "non-utf8": b'{"client_name": "\xff\xfe"}',
+        "utf-16": '{"client_name": "x"}'.encode("utf-16"),
+        "nul": b'{"client_name": "a\\u0000b", "redirect_uris": ["https://a.example/\\u0000"]}',
+        "huge": b'{"x": "' + b"A" * 300_000 + b'"}',
+        "numbers": b'{"client_name": 1e999999, "redirect_uris": [-0]}',
+        "types": b'{"redirect_uris": {"a": 1}, "scope": ["x"], "jwks": "[[[[", '
+                 b'"grant_types": "authorization_code", "contacts": [null]}',
+        "dup keys": b'{"scope": "openid", "scope": "introspect"}',
+        "empty": b"",
+    }
+    for label, body in bodies.items():
+        responses.append(sweep.send("POST", "/register", label, data=body, headers=json_type))
+    for header in ("Bearer", "Bearer \xff".encode("latin-1").decode("latin-1"),
+                   "Basic \xff\xfe".encode("latin-1").decode("latin-1"), "Bearer " + "x" * 9000,
+                   "Bearer a b c", "Negotiate x"):
+        responses.append(sweep.send("POST", "/register", f"auth {header[:10]!r}",
+                                    json={"client_name": "x"},
+                                    headers={"Authorization": header}))
+    responses.append(sweep.send("POST", "/register", "form", data={"a": "b"}, headers=auth))
+    responses.append(sweep.send("POST", "/register", "multipart", headers=auth,
+                                files={"client_name": ("x", b"y")}))
+    for resp in responses:
+        assert resp.status_code in (400, 401), (resp.status_code, resp.request.body[:60])
+        assert resp.headers["Content-Type"].startswith("application/json")
+        assert resp.json()["error"] in ("invalid_client_metadata", "invalid_redirect_uri",
+                                        "invalid_token")
+        assert resp.headers["Cache-Control"] == "no-store"
+    for method in ("GET", "PUT", "DELETE"):
+        assert sweep.send(method, "/register", method).status_code == 405
+    sweep.check()

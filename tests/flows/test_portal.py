@@ -144,3 +144,94 @@ def test_admin_adds_user_and_bad_input_is_a_page_error(app, base_url):
     resp = s.post(base_url + "/admin/user-state", data={"csrf_token": token,
                                                         "user_id": "not-a-number"})
     assert resp.status_code == 400
+
+
+def test_developer_page_refuses_the_introspect_permission(app, developer, base_url):
+    page = developer.get(base_url + "/developer")
+    for kind in ("public", "confidential"):
+        resp = developer.post(base_url + "/developer", data={
+            "csrf_token": csrf_of(page.text), "name": "Peeker", "kind": kind,
+            "redirect_uris": "https://peek.example/cb", "scope": "openid  introspect"})
+        assert resp.status_code == 400, kind
+        assert "introspect" in re.search(r'class="error"[^>]*>([^<]+)<', resp.text).group(1)
+    with app.app_context():
+        from authserver import admin
+
+        assert admin.list_clients() == []
+
+
+def test_developer_app_is_unverified_until_an_admin_approves(app, developer, base_url):
+    page = developer.get(base_url + "/developer")
+    resp = developer.post(base_url + "/developer", data={
+        "csrf_token": csrf_of(page.text), "name": "My App", "kind": "public",
+        "redirect_uris": "https://myapp.example/cb", "scope": "openid patient/*.rs"})
+    client_id = re.search(r'id="new-client-id">([^<]+)<', resp.text).group(1)
+    from authserver.oauth import storage
+
+    with app.app_context():
+        row = storage.get_client(client_id)
+        assert (row.verified, row.can_introspect) == (False, False)
+    s = sign_in_admin(app, base_url)
+    token = csrf_of(s.get(base_url + "/admin").text)
+    for action in ("disable", "enable"):
+        s.post(base_url + "/admin/apps", data={"csrf_token": token, "client_id": client_id,
+                                               "action": action})
+    with app.app_context():
+        assert storage.get_client(client_id).verified is True
+
+
+def test_admin_console_toggles_an_apps_introspect_permission(app, base_url):
+    from tests.flows.test_introspection import introspect
+
+    make_user(app)
+    target = OAuthFlow(base_url, make_client(app), requests.Session()).run()
+    caller = make_client(app, scope="system/*.rs", name="Introspector",
+                         grant_types=["client_credentials"], auth_method="client_secret_basic")
+
+    def service_token() -> dict:
+        return requests.post(base_url + "/token", data={
+            "grant_type": "client_credentials", "scope": "system/*.rs introspect"},
+            auth=(caller["client_id"], caller["client_secret"])).json()
+
+    unflagged = service_token()
+    assert unflagged["scope"] == "system/*.rs"  # no flag: `introspect` is not granted
+    bearer = {"Authorization": f"Bearer {unflagged['access_token']}"}
+    assert introspect(base_url, target["access_token"], headers=bearer).status_code == 401
+    s = sign_in_admin(app, base_url)
+    page = s.get(base_url + "/admin")
+    # The app list shows the permission and a form to change it.
+    cid = re.escape(caller["client_id"])
+    assert re.search(rf'name="client_id" value="{cid}">\s*no <button name="action" '
+                     r'value="allow">', page.text)
+    # Without the CSRF token nothing changes.
+    resp = s.post(base_url + "/admin/apps/introspect",
+                  data={"client_id": caller["client_id"], "action": "allow"})
+    assert resp.status_code == 400
+    assert introspect(base_url, target["access_token"], headers=bearer).status_code == 401
+    resp = s.post(base_url + "/admin/apps/introspect", data={
+        "csrf_token": csrf_of(page.text), "client_id": caller["client_id"], "action": "allow"})
+    assert resp.status_code == 200 and "Administration" in resp.text
+    perm = service_token()
+    assert perm["scope"] == "system/*.rs introspect"
+    bearer = {"Authorization": f"Bearer {perm['access_token']}"}
+    assert introspect(base_url, target["access_token"], headers=bearer).json()["active"]
+    resp = s.post(base_url + "/admin/apps/introspect", data={
+        "csrf_token": csrf_of(page.text), "client_id": caller["client_id"], "action": "deny"})
+    resp = introspect(base_url, target["access_token"], headers=bearer)
+    assert resp.status_code == 401 and resp.json()["error"] == "insufficient_scope"
+    resp = s.post(base_url + "/admin/apps/introspect", data={
+        "csrf_token": csrf_of(page.text), "client_id": "no-such-app", "action": "allow"})
+    assert resp.status_code == 400 and 'class="error"' in resp.text
+
+
+def test_only_an_admin_may_toggle_the_introspect_permission(app, developer, base_url):
+    client = make_client(app)
+    page = developer.get(base_url + "/developer")
+    resp = developer.post(base_url + "/admin/apps/introspect", data={
+        "csrf_token": csrf_of(page.text), "client_id": client["client_id"],
+        "action": "allow"})
+    assert resp.status_code == 403
+    with app.app_context():
+        from authserver.oauth import storage
+
+        assert storage.get_client(client["client_id"]).can_introspect is False

@@ -279,13 +279,17 @@ def test_private_key_jwt_refuses_garbage_assertion(base_url, client):
     assert_refused(cc_token(base_url, "x" * 20000), "too long")
 
 
-def test_private_key_jwt_answers_401_when_http_authentication_was_used(base_url, key, client):
-    a = assertion(key, client["client_id"], base_url, exp_in=-120)
-    resp = requests.post(base_url + "/token", auth=("someone", "something"), data={
+def test_private_key_jwt_with_http_basic_too_is_invalid_request(base_url, key, client):
+    # RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
+    # request" -- an assertion plus HTTP Basic is refused before either is checked.
+    a = assertion(key, client["client_id"], base_url)
+    resp = requests.post(base_url + "/token", auth=(client["client_id"], "something"), data={
         "grant_type": "client_credentials", "scope": SYSTEM_SCOPE,
         "client_assertion_type": ASSERTION_TYPE, "client_assertion": a})
-    assert_refused(resp, "expired", status=401)
-    assert resp.headers["WWW-Authenticate"].startswith("Basic ")
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"] == "invalid_request"
+    assert "one client authentication method" in resp.json()["error_description"]
+    assert "access_token" not in resp.json()
 
 
 def test_private_key_jwt_client_without_credentials_is_refused(base_url, client):

@@ -188,3 +188,31 @@ def test_client_id_with_nul_is_refused_not_a_server_error(launched, base_url):
         assert resp.json()["error"] == "invalid_client"
         resp = requests.post(base_url + path, data={"token": "x"}, auth=("a\x00b", "s"))
         assert resp.status_code == 401, path
+
+
+def test_revoke_with_unreadable_basic_credentials_is_401(launched, base_url):
+    import base64
+
+    for raw in (b"\xff\xfe:\xfd", b"caf\xe9:x", b"no-colon"):
+        resp = requests.post(base_url + "/revoke", data={
+            "token": launched["token"]["access_token"]},
+            headers={"Authorization": "Basic " + base64.b64encode(raw).decode()})
+        assert resp.status_code == 401, raw
+        assert resp.json()["error"] == "invalid_client"
+    assert _active(base_url, launched, launched["token"]["access_token"])
+
+
+def test_revoke_with_two_authentication_methods_is_invalid_request(app, base_url):
+    make_user(app)
+    client = make_client(app, auth_method="client_secret_basic")
+    token = OAuthFlow(base_url, client, requests.Session()).run()
+    basic = (client["client_id"], client["client_secret"])
+    for data in ({"client_secret": client["client_secret"]},
+                 {"client_id": "another-client"},
+                 {"client_assertion": "a.b.c"}):
+        resp = requests.post(base_url + "/revoke", auth=basic,
+                             data={"token": token["access_token"], **data})
+        assert resp.status_code == 400, data
+        assert resp.json()["error"] == "invalid_request"
+    rs = resource_server(app)
+    assert introspect(base_url, token["access_token"], auth=rs).json()["active"] is True

@@ -385,3 +385,56 @@ def test_token_client_not_registered_for_refresh_gets_no_refresh_token(app, alic
     flow = _flow(base_url, client)
     body = flow.token(_code(flow)).json()
     assert "offline_access" in body["scope"] and "refresh_token" not in body
+
+
+# ---- RFC 6749 §2.3: one client authentication method per request ----------------------
+
+def test_token_two_authentication_methods_are_invalid_request(app, alice, base_url):
+    """An attacker mixing methods (hoping one is checked and another trusted) is refused
+    before the code is looked at: the code still works for the honest request."""
+    client = make_client(app, auth_method="client_secret_basic")
+    other = make_client(app, name="Other", auth_method="none")
+    flow = _flow(base_url, client)
+    code = _code(flow)
+    data = {"grant_type": "authorization_code", "code": code,
+            "redirect_uri": flow.redirect_uri, "code_verifier": flow.verifier}
+    basic = (client["client_id"], client["client_secret"])
+    for label, kw in (
+        ("basic + client_secret", {"auth": basic, "data": {
+            **data, "client_id": client["client_id"], "client_secret": client["client_secret"]}}),
+        ("basic + assertion", {"auth": basic, "data": {
+            **data, "client_assertion_type":
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": "a.b.c"}}),
+        ("basic + other client_id", {"auth": basic, "data": {
+            **data, "client_id": other["client_id"]}}),
+        ("basic + other client_id in query", {"auth": basic, "data": data,
+                                              "params": {"client_id": other["client_id"]}}),
+        ("basic + client_id twice", {"auth": basic, "data": [
+            *data.items(), ("client_id", client["client_id"]),
+            ("client_id", other["client_id"])]}),
+        ("secret + assertion", {"data": {
+            **data, "client_id": client["client_id"], "client_secret": "x",
+            "client_assertion": "a.b.c"}}),
+        ("bearer + client_secret", {"headers": {"Authorization": "Bearer x"}, "data": {
+            **data, "client_id": client["client_id"], "client_secret": "x"}}),
+    ):
+        resp = requests.post(base_url + "/token", **kw)
+        body = _assert_error(resp, 400, "invalid_request")
+        assert "access_token" not in body, label
+    # The same client id in the body as in Basic is one method, and the code was not spent.
+    resp = requests.post(base_url + "/token", auth=basic,
+                         data={**data, "client_id": client["client_id"]})
+    assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe:\xfd", b"caf\xe9:secret", b"client:\xff",
+                                 b"no-colon", b":only-secret"])
+def test_token_unreadable_basic_credentials_are_invalid_client(app, base_url, raw):
+    client = make_client(app, auth_method="none")
+    resp = requests.post(base_url + "/token", data={
+        "grant_type": "authorization_code", "code": "x" * 43, "client_id": client["client_id"],
+        "redirect_uri": "http://127.0.0.1:9999/callback", "code_verifier": "v" * 43},
+        headers={"Authorization": "Basic " + base64.b64encode(raw).decode()})
+    _assert_error(resp, 401, "invalid_client")
+    assert resp.headers["WWW-Authenticate"].startswith("Basic")
