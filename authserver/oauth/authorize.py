@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
@@ -63,6 +63,8 @@ class Step:
     client: Any = None
     pending: PendingAuthorization | None = None
     status: int = 400
+    #: Where the browser goes after the decision (the redirect URI's host), for the page.
+    redirect_host: str = ""
 
 
 def _parked_request(params: dict[str, str]) -> OAuth2Request:
@@ -213,6 +215,18 @@ def picker_check(rid: str, user: User) -> Step | None:
     return None
 
 
+def display_host(uri: str | None) -> str:
+    """The host (and a non-default port) of ``uri`` as a person should read it: ASCII
+    (punycode) so that a look-alike Unicode name cannot pass for a familiar one."""
+    try:
+        parts = urlsplit(uri or "")
+        host = (parts.hostname or "").encode("idna").decode("ascii")
+        port = parts.port
+    except (ValueError, UnicodeError):
+        return ""
+    return f"{host}:{port}" if port else host
+
+
 def _prompts(pending: PendingAuthorization) -> set[str]:
     return set(str(pending.params.get("prompt") or "").split())
 
@@ -295,7 +309,8 @@ def resume(rid: str, user: User, sess: UserSession) -> Step:
             return _issue(grant, req, pending, user, sess, granted, ctx)
     if "none" in prompts:
         return _refuse(grant, req, pending, ConsentRequiredError())
-    return Step("consent", items=items, client=grant.client.row, pending=pending)
+    return Step("consent", items=items, client=grant.client.row, pending=pending,
+                redirect_host=display_host(grant.redirect_uri))
 
 
 def choose_patient(rid: str, user: User, patient_id: str) -> Step | None:

@@ -27,7 +27,8 @@ def _render(step: flow.Step, *, post: bool = False):
     for item in step.items:
         groups.setdefault(item.group, []).append(item)
     return render_template("consent.html", client=step.client, items=step.items,
-                           groups=groups, req=step.pending.id, describe=describe)
+                           groups=groups, req=step.pending.id, describe=describe,
+                           redirect_host=step.redirect_host)
 
 
 @bp.route("/authorize", methods=["GET", "POST"])

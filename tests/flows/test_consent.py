@@ -249,3 +249,36 @@ def test_consent_patient_context_is_the_users_own_record(app, client, base_url):
     assert body["patient"] == "p3"
     idt = verify_jwt(base_url, body["id_token"], audience=client["client_id"])
     assert idt["fhirUser"].endswith("/Patient/p3")
+
+
+def test_consent_marks_an_app_no_administrator_approved_and_names_where_it_goes(app,
+                                                                             base_url):
+    """A phishing app registered by anyone says "not verified", and the page shows the host
+    the browser will be sent to after the decision."""
+    from authserver.extensions import db
+    from authserver.models import Client
+
+    make_user(app)
+    client = make_client(app, redirect_uris=["https://xn--pple-43d.example/cb"])
+    with app.app_context():
+        db.session.query(Client).filter_by(client_id=client["client_id"]).update(
+            {"verified": False})
+        db.session.commit()
+    flow = OAuthFlow(base_url, client, requests.Session(),
+                     redirect_uri="https://xn--pple-43d.example/cb")
+    flow.authorize()
+    flow.follow()
+    page = flow.login()
+    assert 'id="not-verified"' in page.text and "Not verified" in page.text
+    assert "<strong>xn--pple-43d.example</strong>" in page.text
+
+
+def test_consent_of_an_administrator_made_app_is_not_marked(app, base_url):
+    make_user(app)
+    client = make_client(app)  # made by the operator (CLI / admin functions): verified
+    flow = OAuthFlow(base_url, client, requests.Session())
+    flow.authorize()
+    flow.follow()
+    page = flow.login()
+    assert 'id="not-verified"' not in page.text
+    assert "<strong>127.0.0.1:9999</strong>" in page.text
