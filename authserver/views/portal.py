@@ -42,12 +42,13 @@ def developer(user):
 
 def render_console(user, status: int = 200, **extra):  # noqa: ANN001, ANN201
     """The admin console page; ``extra`` carries error / created / invited."""
-    from authserver import invitations
+    from authserver import invitations, policy
 
     context = {"error": None, "created": None, "invited": None, **extra}
     return render_template("admin.html", user=user, users=admin.list_users(),
                            apps=admin.list_clients(), events=admin.recent_audit(),
-                           invitations=invitations.pending(), **context), status
+                           invitations=invitations.pending(),
+                           policies=policy.show_policy(), **context), status
 
 
 @bp.get("/admin")
@@ -97,4 +98,22 @@ def user_state(user):
     except ValueError:
         abort(400)
     admin.set_user_enabled(uid, request.form.get("action") == "enable", by=user.id)
+    return redirect(url_for("portal.console"), 303)
+
+
+@bp.post("/admin/policy")
+@_requires("admin")
+def policy(user):
+    """Set or remove a role's or a user's scope ceiling."""
+    from authserver import policy as policies
+
+    f = request.form
+    who = {"role": f.get("role") or None, "username": f.get("username") or None}
+    try:
+        if f.get("action") == "unset":
+            policies.unset_policy(**who, by=user.id)
+        else:
+            policies.set_policy(f.get("scope", ""), **who, by=user.id)
+    except policies.PolicyError as exc:
+        return render_console(user, 400, error=str(exc))
     return redirect(url_for("portal.console"), 303)

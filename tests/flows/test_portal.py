@@ -235,3 +235,32 @@ def test_only_an_admin_may_toggle_the_introspect_permission(app, developer, base
         from authserver.oauth import storage
 
         assert storage.get_client(client["client_id"]).can_introspect is False
+
+
+def test_admin_console_sets_a_role_ceiling_that_narrows_the_next_grant(app, base_url):
+    from tests.helpers import make_clinician, totp_code
+
+    s = sign_in_admin(app, base_url)
+    page = s.get(base_url + "/admin")
+    assert 'id="ceiling-clinician"' in page.text
+    token = csrf_of(page.text)
+    # Without the CSRF token nothing changes; a system/ ceiling is refused with a message.
+    assert s.post(base_url + "/admin/policy", data={
+        "role": "clinician", "scope": "user/Patient.rs", "action": "set"}).status_code == 400
+    bad = s.post(base_url + "/admin/policy", data={
+        "csrf_token": token, "role": "clinician", "scope": "system/*.rs", "action": "set"})
+    assert bad.status_code == 400 and "system/" in bad.text
+    ok = s.post(base_url + "/admin/policy", data={
+        "csrf_token": token, "role": "clinician", "scope": "user/Patient.rs user/Appointment.rs",
+        "action": "set"})
+    assert ok.status_code == 200 and 'value="user/Patient.rs user/Appointment.rs"' in ok.text
+    doc = make_clinician(app)
+    client = make_client(app, scope="openid user/*.rs")
+    granted = OAuthFlow(base_url, client, requests.Session(), scope="openid user/*.rs").run(
+        "drsmith", totp=totp_code(doc["secret"]))
+    assert granted["scope"] == "openid user/Patient.rs user/Appointment.rs"
+    s.post(base_url + "/admin/policy", data={"csrf_token": token, "role": "clinician",
+                                             "action": "unset"})
+    granted = OAuthFlow(base_url, client, requests.Session(), scope="openid user/*.rs").run(
+        "drsmith", totp=totp_code(doc["secret"], ahead=1))
+    assert granted["scope"] == "openid user/*.rs"

@@ -35,7 +35,9 @@ def test_template_renders(app, name):
                                patients=[], client=_Client(), req="r", next="/", error=None,
                                qr="<svg></svg>", secret="S", q="", birth_date="",
                                describe=str, form={}, apps=[], users=[], events=[],
-                               created=None, user=None, invitations=[], invited=None)
+                               created=None, user=None, invitations=[], invited=None,
+                               policies={"roles": {"clinician": {
+                                   "default": "user/*.cruds", "policy": None}}, "users": {}})
     # A whole page came out (every template is a page), with nothing left unrendered.
     assert html.lower().lstrip().startswith("<!doctype html>") and "</html>" in html
     assert "{{" not in html and "{%" not in html
