@@ -371,6 +371,25 @@ def set_client_introspect(client_id: str, allowed: bool, *, by: int | None = Non
     return {"client_id": row.client_id, "can_introspect": row.can_introspect}
 
 
+def set_client_pre_approved(client_id: str, approved: bool, *, by: int | None = None
+                            ) -> dict[str, Any]:
+    """Let clinicians' EHR launches of an app skip the consent page (or not). Patients
+    always see the page. An administrator's act: it also marks the app verified."""
+    from authserver.models import Client
+
+    row = db.session.scalars(select(Client).where(Client.client_id == client_id)).first() \
+        if isinstance(client_id, str) and client_id else None
+    if row is None or row.kind != "app":
+        raise AdminError(f"no app {client_id!r}")
+    row.pre_approved = approved
+    if approved:
+        row.verified = True
+    audit.record("client.pre_approved" if approved else "client.pre_approval_withdrawn",
+                 user_id=by, client_id=client_id)
+    db.session.commit()
+    return {"client_id": row.client_id, "pre_approved": row.pre_approved}
+
+
 #: Initial access tokens: default and longest lifetime (seconds), most uses.
 REGISTRATION_TOKEN_LIFETIME = 24 * 3600
 REGISTRATION_TOKEN_MAX_LIFETIME = 90 * 24 * 3600

@@ -212,14 +212,24 @@ def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_me
 
 @client.command("permissions")
 @click.argument("client_id")
-@click.option("--introspect/--no-introspect", "introspect", required=True,
+@click.option("--introspect/--no-introspect", "introspect", default=None,
               help="Give or take the permission to introspect other clients' tokens.")
+@click.option("--pre-approved/--no-pre-approved", "pre_approved", default=None,
+              help="Clinicians' EHR launches of the app skip the consent page (or not).")
 @_with_app
-def client_permissions(client_id: str, introspect: bool) -> None:
+def client_permissions(client_id: str, introspect: bool | None,
+                       pre_approved: bool | None) -> None:
     """Change an app's administrator-only permissions."""
     from authserver import admin
 
-    _emit(admin.set_client_introspect(client_id, introspect))
+    if introspect is None and pre_approved is None:
+        raise CliError("name --introspect/--no-introspect or --pre-approved/--no-pre-approved")
+    out: dict[str, Any] = {}
+    if introspect is not None:
+        out.update(admin.set_client_introspect(client_id, introspect))
+    if pre_approved is not None:
+        out.update(admin.set_client_pre_approved(client_id, pre_approved))
+    _emit(out)
 
 
 @cli.group("resource-server")

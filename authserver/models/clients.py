@@ -30,6 +30,9 @@ class Client(db.Model):
     #: An administrator made or approved this app (the consent page says "not verified"
     #: otherwise).
     verified: Mapped[bool] = mapped_column(default=False)
+    #: Clinicians' EHR launches of this app skip the consent page (an administrator's
+    #: decision; never for patients).
+    pre_approved: Mapped[bool] = mapped_column(default=False)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)

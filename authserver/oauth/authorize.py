@@ -37,6 +37,7 @@ from authserver.smart.scopes import (
     consent_items,
     format_scopes,
     granted_from_choice,
+    previously_chosen,
 )
 
 __all__ = ["Step", "begin", "resume", "signed_out", "decide", "choose_patient", "picker_check",
@@ -65,6 +66,10 @@ class Step:
     status: int = 400
     #: Where the browser goes after the decision (the redirect URI's host), for the page.
     redirect_host: str = ""
+    #: Consent page: the values to tick (None: all, a first consent) and when the person
+    #: last chose for this app.
+    ticked: list[str] | None = None
+    previous_at: int | None = None
 
 
 def _parked_request(params: dict[str, str]) -> OAuth2Request:
@@ -301,16 +306,48 @@ def resume(rid: str, user: User, sess: UserSession) -> Step:
             return _refuse(grant, req, pending, InteractionRequiredError(
                 "A patient must be chosen, which needs the user's interaction"))
         return ctx
-    consent = None if "consent" in prompts else storage.get_consent(user.id, pending.client_id)
-    if consent is not None and {i.value for i in items} <= set(consent.requested.split()):
-        granted = [i.scope for i in items if i.value in set(consent.scope.split())]
-        granted = _with_launch(grant, granted)
-        if granted:
-            return _issue(grant, req, pending, user, sess, granted, ctx)
+    consent = storage.get_consent(user.id, pending.client_id)
+    if _pre_approved(grant, user):
+        granted = _with_launch(grant, granted_from_choice(items, [i.value for i in items]))
+        audit.record("consent.pre_approved", user_id=user.id, client_id=pending.client_id,
+                     scope=format_scopes(granted))
+        return _issue(grant, req, pending, user, sess, granted, ctx)
+    remembered = _remembered(consent, items, prompts, user)
+    if remembered:
+        return _issue(grant, req, pending, user, sess, _with_launch(grant, remembered), ctx)
     if "none" in prompts:
         return _refuse(grant, req, pending, ConsentRequiredError())
     return Step("consent", items=items, client=grant.client.row, pending=pending,
-                redirect_host=display_host(grant.redirect_uri))
+                redirect_host=display_host(grant.redirect_uri),
+                ticked=previously_chosen(items, consent.requested, consent.scope)
+                if consent is not None else None,
+                previous_at=consent.updated_at if consent is not None else None)
+
+
+def _pre_approved(grant: Any, user: User) -> bool:
+    """An administrator pre-approved this app for clinicians' EHR launches: no consent page
+    (never for patients: ONC (g)(10) — the patient chooses every time)."""
+    return (user.role == CLINICIAN and grant.request.smart.launch is not None
+            and bool(getattr(grant.client.row, "pre_approved", False)))
+
+
+def _remembered(consent: Any, items: list[ConsentItem], prompts: set[str],
+                user: User) -> list[Scope]:
+    """The scopes an earlier consent grants without a page, or [] to show the page.
+
+    A patient chooses on every interactive authorization (ONC (g)(10): full, then limited
+    access with the same app); an earlier choice is reused without a page only for
+    ``prompt=none``, and only when it covers this request. Others (clinicians) skip the
+    page when their earlier consent covers the request, unless ``prompt=consent``.
+    """
+    if consent is None or "consent" in prompts:
+        return []
+    if user.role == "patient" and "none" not in prompts:
+        return []
+    if not {i.value for i in items} <= set(consent.requested.split()):
+        return []
+    return granted_from_choice(items, previously_chosen(items, consent.requested,
+                                                        consent.scope))
 
 
 def choose_patient(rid: str, user: User, patient_id: str) -> Step | None:

@@ -46,6 +46,7 @@ __all__ = [
     "narrow",
     "parse_scope",
     "parse_scopes",
+    "previously_chosen",
     "resource_matches",
     "search_satisfies",
 ]
@@ -512,15 +513,22 @@ def describe(scope: Scope) -> str:
 
 @dataclass(frozen=True)
 class ConsentItem:
-    """One checkbox on the consent page. ``value`` is the scope string it grants."""
+    """One checkbox on the consent page. ``value`` is the scope string it grants.
+
+    ``parent`` is set on a category item (``patient/Observation.rs?category=...``): the
+    ``value`` of the whole-type item it narrows, shown beneath it.
+    """
 
     value: str
     label: str
     scope: Scope
     group: str  # 'identity' | 'context' | 'data' | 'access'
+    parent: str | None = None
 
 
-def _consent_scopes(scope: Scope) -> list[Scope]:
+def _category_scopes(scope: Scope) -> list[Scope]:
+    """The category sub-scopes a whole-type Condition / Observation read scope may be
+    narrowed to on the consent page (v2 granular syntax: the only way to say it)."""
     resource = scope.resource
     if (
         resource is None
@@ -528,7 +536,7 @@ def _consent_scopes(scope: Scope) -> list[Scope]:
         or resource.resource_type not in GRANULAR_CATEGORIES
         or not ({"r", "s"} & set(resource.permissions))
     ):
-        return [scope]
+        return []
     # ONC (g)(10) CCG: "if an app requests authorization for a resource level scope for
     # the 'Condition' or 'Observation' resources, then for patient authorization purposes a
     # Health IT Module must support presentation of the required sub-resource scopes".
@@ -540,36 +548,74 @@ def _consent_scopes(scope: Scope) -> list[Scope]:
 
 
 def consent_items(requested: list[Scope]) -> list[ConsentItem]:
-    """One consent item per requested scope, in request order.
+    """One consent item per requested scope, in request order, its ``value`` exactly the
+    requested string (v1 stays v1).
 
-    A resource-level Condition / Observation scope with read or search permission is
-    replaced by its category sub-scopes (v2 syntax). Values are unique (first kept).
+    A whole-type Condition / Observation scope with read or search permission is followed
+    by its category items (``parent`` = its value): optional narrowing, all ticked by
+    default. Values are unique (first kept).
     """
     items: list[ConsentItem] = []
     seen: set[str] = set()
+
+    def add(item_scope: Scope, parent: str | None) -> None:
+        seen.add(item_scope.raw)
+        items.append(ConsentItem(value=item_scope.raw, label=describe(item_scope),
+                                 scope=item_scope, group=_GROUPS[item_scope.kind],
+                                 parent=parent))
+
     for scope in requested:
-        for item_scope in _consent_scopes(scope):
-            if item_scope.raw in seen:
-                continue
-            seen.add(item_scope.raw)
-            items.append(
-                ConsentItem(
-                    value=item_scope.raw,
-                    label=describe(item_scope),
-                    scope=item_scope,
-                    group=_GROUPS[item_scope.kind],
-                )
-            )
+        if scope.raw in seen:
+            continue
+        add(scope, None)
+        for category in _category_scopes(scope):
+            if category.raw not in seen:
+                add(category, scope.raw)
     return items
 
 
 def granted_from_choice(items: list[ConsentItem], chosen: list[str]) -> list[Scope]:
-    """The scopes of the items the user ticked, in item order.
+    """The scopes the user's ticks grant, in item order.
+
+    - a whole-type item ticked with every category beneath it ticked (or none offered):
+      the requested scope itself, unchanged;
+    - ticked, with some categories unticked: only the kept categories (v2 granular);
+    - unticked: nothing of that type, whatever is ticked beneath it.
 
     Values not among the items are ignored: a user can only remove scopes, never add.
     """
     chosen_set = set(chosen)
-    return [item.scope for item in items if item.value in chosen_set]
+    granted: list[Scope] = []
+    for item in items:
+        if item.parent is not None or item.value not in chosen_set:
+            continue
+        children = [c for c in items if c.parent == item.value]
+        if all(c.value in chosen_set for c in children):
+            granted.append(item.scope)
+        else:
+            granted += [c.scope for c in children if c.value in chosen_set]
+    return granted
+
+
+def previously_chosen(items: list[ConsentItem], asked: str, granted: str) -> list[str]:
+    """The item values to tick on a consent page, given an earlier consent: what was asked
+    then (``asked``, item values) and what was granted (``granted``, scope strings).
+
+    An item offered before is ticked when it was granted (a category also when its whole
+    type was); an item not offered before is ticked, as on a first consent.
+    """
+    asked_set, granted_set = set(asked.split()), set(granted.split())
+    ticked: list[str] = []
+    for item in items:
+        if item.value not in asked_set:
+            ticked.append(item.value)
+            continue
+        children = [c.value for c in items if c.parent == item.value]
+        if (item.value in granted_set or (item.parent is not None and item.parent in
+                                          granted_set)
+                or any(c in granted_set for c in children)):
+            ticked.append(item.value)
+    return ticked
 
 
 # ---------------------------------------------------------------------------

@@ -19,6 +19,15 @@ def _when(ts: int | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+@bp.app_template_filter("day")
+def _day(ts: int | None) -> str:
+    """A date as people write it: "3 December 2026" (UTC)."""
+    if not ts:
+        return "—"
+    d = datetime.fromtimestamp(ts, UTC)
+    return f"{d.day} {d.strftime('%B %Y')}"
+
+
 @bp.get("/account")
 def account():
     user = auth.current_user()

@@ -28,7 +28,8 @@ def _render(step: flow.Step, *, post: bool = False):
         groups.setdefault(item.group, []).append(item)
     return render_template("consent.html", client=step.client, items=step.items,
                            groups=groups, req=step.pending.id, describe=describe,
-                           redirect_host=step.redirect_host)
+                           redirect_host=step.redirect_host, ticked=step.ticked,
+                           previous_at=step.previous_at)
 
 
 @bp.route("/authorize", methods=["GET", "POST"])

@@ -90,6 +90,17 @@ def app_introspect(user):
     return redirect(url_for("portal.console"), 303)
 
 
+@bp.post("/admin/apps/pre-approved")
+@_requires("admin")
+def app_pre_approved(user):
+    try:
+        admin.set_client_pre_approved(request.form.get("client_id", ""),
+                                      request.form.get("action") == "allow", by=user.id)
+    except admin.AdminError as exc:
+        return render_console(user, 400, error=str(exc))
+    return redirect(url_for("portal.console"), 303)
+
+
 @bp.post("/admin/user-state")
 @_requires("admin")
 def user_state(user):

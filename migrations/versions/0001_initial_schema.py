@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-07 02:41:18.366078
+Create Date: 2026-12-07 03:17:21.347314
 
 """
 from alembic import op
@@ -150,6 +150,7 @@ def upgrade():
     sa.Column('can_launch', sa.Boolean(), nullable=False),
     sa.Column('can_introspect', sa.Boolean(), nullable=False),
     sa.Column('verified', sa.Boolean(), nullable=False),
+    sa.Column('pre_approved', sa.Boolean(), nullable=False),
     sa.Column('owner_id', sa.Integer(), nullable=True),
     sa.Column('disabled', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),

@@ -41,8 +41,8 @@ def test_account_lists_connected_app_in_plain_words(launched, base_url, http):
     assert resp.headers["Cache-Control"] == "no-store"
     page = html.unescape(resp.text)
     assert "Glucose Tracker" in page
-    # patient/Observation.rs was offered (and granted) as its category sub-scopes.
-    assert "Read your lab results" in page and "Read your vital signs" in page
+    # patient/Observation.rs was granted whole (nothing unticked), in plain words.
+    assert "Read your test results, vital signs and other measurements" in page
     assert "Stay connected when you are not using the app" in page
     assert "patient/Observation.rs" not in page  # plain words, not scope strings
     # granted, last used and access end dates are shown.

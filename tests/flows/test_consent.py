@@ -79,18 +79,64 @@ def test_consent_page_names_the_app_and_lists_every_scope_ticked(app, base_url):
     assert all("primary" in b[1].split() for b in buttons)
 
 
-def test_consent_offers_category_sub_scopes_instead_of_whole_condition_and_observation(
-        client, base_url):
+OBS_CATEGORIES = 6
+COND_CATEGORIES = 3
+
+
+def test_consent_offers_whole_type_with_categories_beneath(client, base_url):
     flow = _to_consent(base_url, client, "launch/patient patient/Observation.rs "
                                          "patient/Condition.rs patient/Patient.rs")
     values = flow.consent_values()
-    assert "patient/Observation.rs" not in values and "patient/Condition.rs" not in values
+    # The whole type is one item whose value is the requested string; its US Core
+    # categories follow it as optional narrowing.
+    assert values[:2] == ["launch/patient", "patient/Observation.rs"]
+    assert values[2:2 + OBS_CATEGORIES] == [
+        v for v in values if v.startswith("patient/Observation.rs?category=")]
     assert LAB in values and VITALS in values and PROBLEMS in values
-    assert "patient/Patient.rs" in values
-    assert sum(v.startswith("patient/Observation.rs?category=") for v in values) == 6
-    assert sum(v.startswith("patient/Condition.rs?category=") for v in values) == 3
+    assert "patient/Condition.rs" in values and "patient/Patient.rs" in values
+    assert sum(v.startswith("patient/Condition.rs?category=") for v in values) == (
+        COND_CATEGORIES)
     text = html.unescape(flow.last.text)
+    assert "Read your test results, vital signs and other measurements" in text
     assert "Read your lab results" in text and "Read your problem list" in text
+    # Every box is ticked and labelled; the categories sit in their own group.
+    assert all(" checked" in b for b in _checkboxes(flow.last.text))
+    assert text.count('<fieldset class="categories">') == 2
+
+
+@pytest.mark.parametrize("asked", ["patient/Observation.rs", "patient/Observation.read",
+                                   "patient/Condition.rs", "patient/Condition.read"])
+def test_consent_nothing_unticked_grants_the_requested_string(client, base_url, asked):
+    flow = _to_consent(base_url, client, f"launch/patient {asked}")
+    flow.consent("allow")
+    body = flow.token(flow.code()).json()
+    assert body["scope"] == f"launch/patient {asked}"  # v1 stays v1
+
+
+def test_consent_some_categories_unticked_grants_the_kept_ones(client, base_url):
+    flow = _to_consent(base_url, client, "launch/patient patient/Observation.read")
+    values = flow.consent_values()
+    # A v1 request's categories are written in v2 (the only grammar that can say them).
+    kept = [v for v in values if "?category=" not in v] + [LAB, VITALS]
+    flow.consent("allow", kept)
+    body = flow.token(flow.code()).json()
+    assert body["scope"] == f"launch/patient {LAB} {VITALS}"
+
+
+def test_consent_every_category_unticked_grants_nothing_of_that_type(client, base_url):
+    flow = _to_consent(base_url, client,
+                       "launch/patient patient/Observation.rs patient/Patient.rs")
+    flow.consent("allow", ["launch/patient", "patient/Observation.rs", "patient/Patient.rs"])
+    assert flow.token(flow.code()).json()["scope"] == "launch/patient patient/Patient.rs"
+
+
+def test_consent_whole_type_unticked_grants_nothing_of_it_whatever_is_beneath(client,
+                                                                            base_url):
+    flow = _to_consent(base_url, client,
+                       "launch/patient patient/Condition.rs patient/Patient.rs")
+    chosen = [v for v in flow.consent_values() if v != "patient/Condition.rs"]
+    flow.consent("allow", chosen)
+    assert flow.token(flow.code()).json()["scope"] == "launch/patient patient/Patient.rs"
 
 
 def test_consent_grants_exactly_the_patients_choice(client, base_url):
@@ -98,8 +144,8 @@ def test_consent_grants_exactly_the_patients_choice(client, base_url):
                                          "patient/Observation.rs patient/MedicationRequest.rs")
     chosen = [v for v in flow.consent_values()
               if v not in ("offline_access", "patient/MedicationRequest.rs")
-              and not (v.startswith("patient/Observation") and v != LAB)]
-    assert LAB in chosen and len(chosen) == 4
+              and not (v.startswith("patient/Observation.rs?") and v != LAB)]
+    assert LAB in chosen and "patient/Observation.rs" in chosen and len(chosen) == 5
     flow.consent("allow", chosen)
     body = flow.token(flow.code()).json()
     # One scope unticked, one category sub-scope chosen (kept verbatim), nothing else.
@@ -152,36 +198,67 @@ def test_consent_without_csrf_token_is_refused(client, base_url):
     assert resp.status_code == 400 and "Location" not in resp.headers
 
 
-def test_consent_is_remembered_per_user_and_app(app, client, base_url):
+def test_patient_chooses_every_time_with_the_previous_choice_pre_ticked(app, client,
+                                                                        base_url):
+    """ONC (g)(10): full access, then limited access with the same app."""
     http = requests.Session()
-    flow = _to_consent(base_url, client, "openid launch/patient patient/Patient.rs "
-                                         "patient/MedicationRequest.rs", http)
-    flow.consent("allow", ["openid", "launch/patient", "patient/Patient.rs"])
-    assert flow.token(flow.code()).status_code == 200
-    # Same (or fewer) scopes again, same browser: no consent page, the earlier choice.
-    again = OAuthFlow(base_url, client, http, scope="openid launch/patient patient/Patient.rs "
-                                                    "patient/MedicationRequest.rs")
+    scope = "openid launch/patient patient/Patient.rs patient/Observation.rs"
+    first = _to_consent(base_url, client, scope, http)
+    first.consent("allow")
+    assert first.token(first.code()).json()["scope"] == scope
+    again = OAuthFlow(base_url, client, http, scope=scope)
     again.authorize()
     again.follow()
-    body = again.token(again.code()).json()
-    assert body["scope"] == "openid launch/patient patient/Patient.rs"
-    fewer = OAuthFlow(base_url, client, http, scope="launch/patient patient/Patient.rs")
-    fewer.authorize()
-    fewer.follow()
-    assert fewer.token(fewer.code()).json()["scope"] == "launch/patient patient/Patient.rs"
-    # A new scope asks again.
+    # The page shows again, every earlier choice ticked, and says when it was made.
+    assert again.last.status_code == 200 and 'name="decision"' in again.last.text
+    assert all(" checked" in b for b in _checkboxes(again.last.text))
+    assert 'id="previous-choice"' in again.last.text
+    # This time the patient unticks a whole type: the grant holds only what was kept.
+    again.consent("allow", [v for v in again.consent_values()
+                            if not v.startswith("patient/Observation")])
+    assert again.token(again.code()).json()["scope"] == (
+        "openid launch/patient patient/Patient.rs")
+    third = OAuthFlow(base_url, client, http, scope=scope)
+    third.authorize()
+    third.follow()
+    boxes = dict(re.findall(r'<input type="checkbox" name="scope" value="([^"]*)"[^>]*?'
+                            r'( checked)?>', third.last.text))
+    assert boxes[html.escape("patient/Patient.rs")] == " checked"
+    assert boxes[html.escape("patient/Observation.rs")] == ""
+
+
+def test_consent_new_scope_is_offered_ticked_beside_the_previous_choice(client, base_url):
+    http = requests.Session()
+    first = _to_consent(base_url, client, "openid launch/patient patient/Patient.rs "
+                                          "patient/MedicationRequest.rs", http)
+    first.consent("allow", ["openid", "launch/patient", "patient/Patient.rs"])
+    assert first.token(first.code()).status_code == 200
     more = OAuthFlow(base_url, client, http, scope="openid launch/patient patient/Patient.rs "
-                                                   "offline_access")
+                                                   "patient/MedicationRequest.rs offline_access")
     more.authorize()
     more.follow()
-    assert more.last.status_code == 200 and 'name="decision"' in more.last.text
-    assert "offline_access" in more.consent_values()
-    # Another app, same user: its own consent.
-    other = make_client(app, name="Other", scope=APP_SCOPES)
-    elsewhere = OAuthFlow(base_url, other, http, scope="launch/patient patient/Patient.rs")
-    elsewhere.authorize()
-    elsewhere.follow()
-    assert 'name="decision"' in elsewhere.last.text
+    boxes = dict(re.findall(r'<input type="checkbox" name="scope" value="([^"]*)"[^>]*?'
+                            r'( checked)?>', more.last.text))
+    assert boxes["patient/MedicationRequest.rs"] == ""  # unticked last time
+    assert boxes["offline_access"] == " checked"  # never asked before
+
+
+def test_clinician_consent_is_remembered_per_user_and_app(app, base_url):
+    from tests.helpers import make_clinician, totp_code
+
+    doc = make_clinician(app)
+    client = make_client(app, scope="openid fhirUser user/*.rs offline_access")
+    http = requests.Session()
+    OAuthFlow(base_url, client, http, scope="openid fhirUser user/*.rs").run(
+        "drsmith", totp=totp_code(doc["secret"]))
+    again = OAuthFlow(base_url, client, http, scope="openid user/*.rs")
+    again.authorize()
+    again.follow()
+    assert again.token(again.code()).json()["scope"] == "openid user/*.rs"
+    more = OAuthFlow(base_url, client, http, scope="openid user/*.rs offline_access")
+    more.authorize()
+    more.follow()
+    assert 'name="decision"' in more.last.text
 
 
 def test_consent_of_one_user_does_not_cover_another(app, client, base_url):

@@ -452,3 +452,42 @@ def test_post_launch_with_two_authentication_methods_is_invalid_request(base_url
         assert resp.headers["Cache-Control"] == "no-store"
     assert _post_launch(base_url, e, data={"patient": "p9", "client_id": e["client_id"]}
                         ).status_code == 201
+
+
+def test_pre_approved_app_skips_the_consent_page_for_a_clinicians_ehr_launch(app, ehr,
+                                                                            base_url):
+    from authserver import admin
+
+    with app.app_context():
+        admin.set_client_pre_approved(ehr["client"]["client_id"], True)
+    made = make_launch(app, encounter="e7", client_id=ehr["client"]["client_id"])
+    flow = _launch_flow(base_url, ehr, made["launch"])
+    _sign_in(flow, ehr)
+    token = flow.token(flow.code()).json()  # straight back to the app: no page
+    assert token["scope"] == EHR_SCOPES and token["patient"] == "p9"
+    # Pre-approval covers EHR launches only: a standalone launch of the same app asks.
+    standalone = OAuthFlow(base_url, ehr["client"], flow.http, scope="openid fhirUser user/*.rs")
+    standalone.authorize()
+    standalone.follow()
+    assert 'name="decision"' in standalone.last.text
+
+
+def test_pre_approval_never_skips_the_page_for_a_patient(app, ehr, base_url):
+    from authserver import admin
+
+    make_user(app)  # alice, Patient/p1
+    with app.app_context():
+        admin.set_client_pre_approved(ehr["client"]["client_id"], True)
+    made = make_launch(app, patient="p1", client_id=ehr["client"]["client_id"])
+    flow = _launch_flow(base_url, ehr, made["launch"], scope="launch openid patient/*.rs")
+    flow.follow()
+    flow.login()
+    assert flow.last.status_code == 200 and 'name="decision"' in flow.last.text
+
+
+def test_cli_client_permissions_pre_approved(app, ehr):
+    out = _cli(app, "client", "permissions", ehr["client"]["client_id"], "--pre-approved")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"client_id": ehr["client"]["client_id"],
+                                      "pre_approved": True}
+    assert _cli(app, "client", "permissions", ehr["client"]["client_id"]).returncode != 0

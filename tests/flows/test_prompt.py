@@ -83,7 +83,10 @@ def test_prompt_login_asks_for_the_password_again(base_url, signed_in):
     flow = _again(base_url, signed_in, prompt="login")
     assert flow.last.status_code == 200 and 'name="password"' in flow.last.text
     flow.login()
-    assert "code" in location_query(flow.last)  # remembered consent, fresh sign-in
+    # A fresh sign-in, then the patient chooses again (patients see consent every time).
+    assert 'name="decision"' in flow.last.text
+    flow.consent()
+    assert "code" in location_query(flow.last)
 
 
 def test_max_age_exceeded_asks_for_the_password_and_id_token_has_auth_time(base_url,
@@ -93,6 +96,7 @@ def test_max_age_exceeded_asks_for_the_password_and_id_token_has_auth_time(base_
     assert 'name="password"' in flow.last.text
     before = int(time.time())
     flow.login()
+    flow.consent()
     token = flow.token(flow.code()).json()
     claims = verify_jwt(base_url, token["id_token"], audience=signed_in["client"]["client_id"],
                         typ="JWT")
@@ -101,6 +105,9 @@ def test_max_age_exceeded_asks_for_the_password_and_id_token_has_auth_time(base_
 
 def test_max_age_not_exceeded_keeps_the_session(base_url, signed_in):
     flow = _again(base_url, signed_in, max_age="3600")
+    # No password asked: straight to the consent page of the signed-in patient.
+    assert 'name="password"' not in flow.last.text and 'name="decision"' in flow.last.text
+    flow.consent()
     assert "code" in location_query(flow.last)
 
 

@@ -20,6 +20,7 @@ from authserver.smart.scopes import (
     narrow,
     parse_scope,
     parse_scopes,
+    previously_chosen,
 )
 
 OBS = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -457,10 +458,13 @@ def test_describe_uscdi_type_has_friendly_noun(rtype):
 # --- consent_items ------------------------------------------------------------------------
 
 
-def test_consent_items_expands_v1_observation_read_to_v2_categories():
+def test_consent_items_keep_v1_observation_read_whole_with_v2_categories_beneath():
     items = consent_items(parse_scopes("patient/Observation.read"))
-    assert [i.value for i in items] == OBSERVATION_SUBSCOPES_RS
-    assert [i.label for i in items] == [
+    assert [i.value for i in items] == ["patient/Observation.read", *OBSERVATION_SUBSCOPES_RS]
+    assert items[0].parent is None and items[0].label == (
+        "Read your test results, vital signs and other measurements")
+    assert all(i.parent == "patient/Observation.read" for i in items[1:])
+    assert [i.label for i in items[1:]] == [
         "Read your clinical test results, such as ECGs and eye exams",
         "Read your lab results",
         "Read your social history, such as smoking and alcohol use",
@@ -472,27 +476,29 @@ def test_consent_items_expands_v1_observation_read_to_v2_categories():
     assert all(i.scope == parse_scope(i.value) for i in items)
 
 
-def test_consent_items_expands_v2_observation_rs():
+def test_consent_items_keep_v2_observation_rs_whole():
     items = consent_items(parse_scopes("patient/Observation.rs"))
-    assert [i.value for i in items] == OBSERVATION_SUBSCOPES_RS
+    assert [i.value for i in items] == ["patient/Observation.rs", *OBSERVATION_SUBSCOPES_RS]
 
 
-def test_consent_items_expands_v2_condition_rs():
+def test_consent_items_keep_v2_condition_rs_whole():
     items = consent_items(parse_scopes("patient/Condition.rs"))
-    assert [i.value for i in items] == CONDITION_SUBSCOPES_RS
-    assert [i.label for i in items] == [
+    assert [i.value for i in items] == ["patient/Condition.rs", *CONDITION_SUBSCOPES_RS]
+    assert [i.label for i in items[1:]] == [
         "Read your diagnoses from visits",
         "Read your problem list",
         "Read your health concerns",
     ]
 
 
-def test_consent_items_expansion_keeps_permissions():
+def test_consent_items_categories_keep_permissions():
     items = consent_items(parse_scopes("patient/Condition.r user/Condition.cruds"))
     assert [i.value for i in items] == [
+        "patient/Condition.r",
         f"patient/Condition.r?category={COND}|encounter-diagnosis",
         f"patient/Condition.r?category={COND}|problem-list-item",
         f"patient/Condition.r?category={US_CORE_COND}|health-concern",
+        "user/Condition.cruds",
         f"user/Condition.cruds?category={COND}|encounter-diagnosis",
         f"user/Condition.cruds?category={COND}|problem-list-item",
         f"user/Condition.cruds?category={US_CORE_COND}|health-concern",
@@ -511,6 +517,7 @@ def test_consent_items_full_request_exact_values_and_groups():
         ("launch/patient", "context"),
         ("offline_access", "access"),
         ("patient/Patient.rs", "data"),
+        ("patient/Condition.read", "data"),
         *[(v, "data") for v in CONDITION_SUBSCOPES_RS],
         ("patient/*.rs", "data"),
         ("patient/Observation.c", "data"),
@@ -525,9 +532,9 @@ def test_consent_items_does_not_expand_wildcard_or_write_only_or_granular():
 def test_consent_items_collapses_duplicate_category_items():
     requested = parse_scopes(f"patient/Observation.rs?category={LAB} patient/Observation.rs")
     values = [i.value for i in consent_items(requested)]
-    assert values[0] == f"patient/Observation.rs?category={LAB}"
+    assert values[:2] == [f"patient/Observation.rs?category={LAB}", "patient/Observation.rs"]
     assert values.count(f"patient/Observation.rs?category={LAB}") == 1
-    assert len(values) == len(GRANULAR_CATEGORIES["Observation"])
+    assert len(values) == len(GRANULAR_CATEGORIES["Observation"]) + 1
 
 
 def test_consent_item_label_is_describe():
@@ -551,12 +558,33 @@ def test_consent_items_other_and_launch_groups():
 
 def test_granted_from_choice_returns_chosen_in_item_order():
     items = consent_items(parse_scopes("openid patient/Condition.rs offline_access"))
-    chosen = ["offline_access", CONDITION_SUBSCOPES_RS[1], "openid"]
+    chosen = ["offline_access", "patient/Condition.rs", CONDITION_SUBSCOPES_RS[1], "openid"]
     assert [s.raw for s in granted_from_choice(items, chosen)] == [
         "openid",
         CONDITION_SUBSCOPES_RS[1],
         "offline_access",
     ]
+
+
+def test_granted_from_choice_whole_type_with_all_categories_is_the_requested_string():
+    items = consent_items(parse_scopes("patient/Observation.read"))
+    assert [s.raw for s in granted_from_choice(items, [i.value for i in items])] == [
+        "patient/Observation.read"]
+
+
+def test_granted_from_choice_whole_type_unticked_grants_nothing_of_it():
+    items = consent_items(parse_scopes("patient/Observation.rs"))
+    assert granted_from_choice(items, OBSERVATION_SUBSCOPES_RS) == []
+
+
+def test_previously_chosen_ticks_what_was_granted_and_what_is_new():
+    items = consent_items(parse_scopes("openid patient/Condition.rs offline_access"))
+    asked = "openid patient/Condition.rs " + " ".join(CONDITION_SUBSCOPES_RS)
+    ticked = previously_chosen(items, asked, f"openid {CONDITION_SUBSCOPES_RS[1]}")
+    assert ticked == ["openid", "patient/Condition.rs", CONDITION_SUBSCOPES_RS[1],
+                      "offline_access"]
+    whole = previously_chosen(items, asked, "patient/Condition.rs")
+    assert set(CONDITION_SUBSCOPES_RS) <= set(whole) and "openid" not in whole
 
 
 def test_granted_from_choice_ignores_values_not_offered():
