@@ -113,8 +113,10 @@ def test_browser_patient_standalone_launch_from_demo_app_to_token(browser, demo,
     boxes = page.locator("input[type=checkbox][name=scope]")
     values = [boxes.nth(i).get_attribute("value") for i in range(boxes.count())]
     assert all(boxes.nth(i).is_checked() for i in range(boxes.count()))
-    assert "patient/Observation.rs" not in values and LAB in values  # categories instead
-    # One scope unticked (offline_access), one Observation category kept (laboratory).
+    # The whole type is one item, its value the requested string; categories beneath it.
+    assert "patient/Observation.rs" in values and LAB in values
+    # One scope unticked (offline_access), one Observation category kept (laboratory):
+    # the grant then holds that category (v2 granular), not the whole type.
     for i, value in enumerate(values):
         if value == "offline_access" or (
                 value.startswith("patient/Observation.rs?category=") and value != LAB):
@@ -124,8 +126,9 @@ def test_browser_patient_standalone_launch_from_demo_app_to_token(browser, demo,
     page.wait_for_selector("#token-response")
     assert page.url.startswith(demo["url"] + "/callback?")
     token = json.loads(page.inner_text("#token-response"))
-    expected = [v for v in values if v != "offline_access"
-                and not (v.startswith("patient/Observation.rs?category=") and v != LAB)]
+    # Condition kept whole (its categories all ticked): the requested string, no categories.
+    expected = [v for v in values if v not in ("offline_access", "patient/Observation.rs")
+                and ("?category=" not in v or v == LAB)]
     assert token["scope"].split(" ") == expected
     assert token["token_type"] == "Bearer" and token["patient"] == "p1"
     assert "refresh_token" not in token and "id_token" in token
