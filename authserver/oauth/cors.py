@@ -41,13 +41,19 @@ def _basic_client_id(auth_header: str | None) -> str | None:
         return None
 
 
-def allow_client_origin(resp: Response, origin: str | None, client_id: str | None) -> Response:
+def allow_client_origin(resp: Response, origin: str | None, client_id: str | None,
+                        refresh_token: str | None = None) -> Response:
+    """Name ``origin`` in ``resp`` when it is a registered origin of the client the request
+    is about: ``client_id``, else the HTTP Basic client, else the refresh token's client."""
     if not origin:
         return resp
     from flask import request
 
     cid = client_id or _basic_client_id(request.headers.get("Authorization"))
-    row = storage.get_client(cid)
+    if not cid and refresh_token:
+        row = storage.find_refresh_token(refresh_token)
+        cid = row.client_id if row is not None else None
+    row = storage.get_client(cid) if cid else None
     if row is not None and origin in OAuthClient(row).origins:
         resp.headers["Access-Control-Allow-Origin"] = origin
         resp.headers["Vary"] = "Origin"

@@ -14,12 +14,13 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     UnauthorizedClientError,
 )
-from flask import current_app
+from flask import current_app, g
 
 from authserver import policy
 from authserver.extensions import db
@@ -166,19 +167,55 @@ def authenticate_for_grant(grant: Any) -> Any:
         raise UnauthorizedClientError(
             f"The client is not authorized to use 'grant_type={grant.GRANT_TYPE}'")
     grant.request.client = client
+    g.token_client_id = client.client_id  # for the CORS headers of the answer
     return client
+
+
+def _sends_credentials(request: Any) -> bool:
+    """Whether the request carries any way of naming or authenticating a client."""
+    form = request.form
+    return bool(request.headers.get("Authorization")) or any(
+        name in form or name in request.args
+        for name in ("client_id", "client_secret", "client_assertion", "client_assertion_type"))
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
+    def _public_client_of(self, row: Any) -> Any:
+        """SMART App Launch 2.2 (refresh, public apps): authentication is "not possible
+        (and thus not required)", and RFC 6749 §6 requires it of confidential clients only,
+        so a public app's refresh request may carry nothing but ``grant_type``,
+        ``refresh_token`` and ``scope`` (fhirclient.js sends no ``client_id``): the refresh
+        token names its client. A confidential client's token still needs the client's
+        own authentication (401 ``invalid_client`` without it)."""
+        client = self.server.query_client(row.client_id)
+        if client is None or client.row.token_endpoint_auth_method != "none":
+            raise InvalidClientError(status_code=401,
+                                     description="Client authentication is required")
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError(
+                f"The client is not authorized to use 'grant_type={self.GRANT_TYPE}'")
+        self.request.client = client
+        g.token_client_id = client.client_id
+        return client
+
     def validate_token_request(self) -> None:
-        client = authenticate_for_grant(self)
         value = self.request.form.get("refresh_token")
-        if not value:
-            raise InvalidRequestError("Missing 'refresh_token'")
-        row = storage.find_refresh_token(value)
+        if _sends_credentials(self.request):
+            client = authenticate_for_grant(self)
+            if not value:
+                raise InvalidRequestError("Missing 'refresh_token'")
+            row = storage.find_refresh_token(value)
+        else:
+            if not value:
+                raise InvalidRequestError("Missing 'refresh_token'")
+            row = storage.find_refresh_token(value)
+            if row is None:
+                raise InvalidGrantError("Invalid 'refresh_token'")
+            client = self._public_client_of(row)
+        # A public client's client_id, when sent, must be the token's (else invalid_grant).
         if row is None or row.client_id != client.client_id:
             raise InvalidGrantError("Invalid 'refresh_token'")
         requested = self.request.payload.scope

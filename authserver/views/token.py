@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
 from authserver.extensions import csrf
 from authserver.oauth import cors
@@ -18,8 +18,12 @@ bp = Blueprint("token", __name__)
 def token() -> Response:
     resp = authorization.create_token_response()
     # Authlib's JSON headers carry Cache-Control: no-store and Pragma: no-cache, errors too.
-    return cors.allow_client_origin(resp, request.headers.get("Origin"),
-                                    request.values.get("client_id"))
+    # Every answer, errors included, carries the CORS headers of the client it is about
+    # (so a browser app can read why it was refused): the client the grant identified, or
+    # the one the request names (client_id, HTTP Basic, or the refresh token).
+    client_id = g.get("token_client_id") or request.form.get("client_id")
+    return cors.allow_client_origin(resp, request.headers.get("Origin"), client_id,
+                                    refresh_token=request.form.get("refresh_token"))
 
 
 @bp.route("/token", methods=["OPTIONS"])

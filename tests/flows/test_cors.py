@@ -161,3 +161,34 @@ def test_cors_discovery_is_open_to_any_origin(base_url):
                  "/.well-known/jwks.json"):
         resp = requests.get(base_url + path, headers={"Origin": OTHER_ORIGIN})
         assert resp.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_cors_every_token_answer_names_the_clients_origin_errors_included(app, base_url):
+    """A browser app reads why it was refused: the client is known from client_id, the
+    HTTP Basic header, or the refresh token (fhirclient.js sends none of the first two)."""
+    make_user(app)
+    client = make_client(app, redirect_uris=[APP_ORIGIN + "/callback"])
+    flow = OAuthFlow(base_url, client, requests.Session(),
+                     redirect_uri=APP_ORIGIN + "/callback")
+    first = flow.run()
+    post = lambda data, origin=APP_ORIGIN, **kw: requests.post(  # noqa: E731
+        base_url + "/token", data=data, headers={"Origin": origin}, **kw)
+    refresh = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    ok = post(refresh)
+    assert ok.status_code == 200 and ok.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    # The rotated token replayed: an error, still readable by the app.
+    replay = post(refresh)
+    assert replay.json()["error"] == "invalid_grant"
+    assert replay.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    # Errors named by client_id, and by the Basic header.
+    bad_grant = post({"grant_type": "password", "client_id": client["client_id"]})
+    assert bad_grant.status_code == 400
+    assert bad_grant.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    basic = post({"grant_type": "authorization_code", "code": "x"},
+                 auth=(client["client_id"], "not-a-secret"))
+    assert basic.status_code == 401
+    assert basic.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    # Never another app's origin, never for a token nobody holds.
+    assert "Access-Control-Allow-Origin" not in post(refresh, origin=OTHER_ORIGIN).headers
+    unknown = post({"grant_type": "refresh_token", "refresh_token": "unknown"})
+    assert unknown.status_code == 400 and "Access-Control-Allow-Origin" not in unknown.headers

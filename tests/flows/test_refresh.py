@@ -198,12 +198,71 @@ def test_refresh_unknown_or_missing_token(app, base_url, launched):
     _assert_error(resp, 400, "invalid_request")
 
 
-def test_refresh_public_client_must_send_its_client_id(app, base_url, launched):
+def _bare_refresh(base_url: str, token: str, **extra: str) -> requests.Response:
+    """A refresh as fhirclient.js sends it by default: no client_id, no authentication."""
+    return requests.post(base_url + "/token", data={
+        "grant_type": "refresh_token", "refresh_token": token, **extra})
+
+
+def test_refresh_public_client_needs_no_client_id(app, base_url, launched):
+    """SMART App Launch 2.2: for a public app, authentication is "not possible (and thus
+    not required)"; RFC 6749 §6 requires it of confidential clients only."""
     flow, first = launched
-    resp = requests.post(base_url + "/token", data={
-        "grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
-    assert resp.status_code in (400, 401)
-    assert resp.json()["error"] == "invalid_client"
+    resp = _bare_refresh(base_url, first["refresh_token"])
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["refresh_token"] != first["refresh_token"]
+    assert body["patient"] == first["patient"]
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["client_id"] == flow.client["client_id"]
+    # Rotation and reuse detection are unchanged: the old token replayed kills the chain.
+    _assert_error(_bare_refresh(base_url, first["refresh_token"]), 400, "invalid_grant")
+    _assert_error(_bare_refresh(base_url, body["refresh_token"]), 400, "invalid_grant")
+    assert not _live(app, body["access_token"])
+
+
+def test_refresh_public_client_without_client_id_may_narrow_the_scope(app, base_url,
+                                                                      launched):
+    _, first = launched
+    resp = _bare_refresh(base_url, first["refresh_token"], scope="launch/patient patient/*.rs")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["scope"] == "launch/patient patient/*.rs"
+    wider = _bare_refresh(base_url, resp.json()["refresh_token"], scope="user/*.rs")
+    _assert_error(wider, 400, "invalid_scope")
+
+
+def test_refresh_public_client_id_when_sent_must_be_the_tokens(app, base_url, launched):
+    flow, first = launched
+    other = make_client(app, name="Other public app")
+    _assert_error(_bare_refresh(base_url, first["refresh_token"],
+                                client_id=other["client_id"]), 400, "invalid_grant")
+    # A client_id nobody registered is a client that failed to authenticate (RFC 6749 §5.2).
+    resp = _bare_refresh(base_url, first["refresh_token"], client_id="someone-else")
+    assert resp.status_code in (400, 401) and resp.json()["error"] == "invalid_client"
+    assert flow.refresh(first["refresh_token"]).status_code == 200  # not burned
+
+
+def test_refresh_without_client_id_unknown_token_or_disabled_app(app, base_url, launched):
+    from authserver import admin
+
+    flow, first = launched
+    _assert_error(_bare_refresh(base_url, "not-a-token"), 400, "invalid_grant")
+    _assert_error(requests.post(base_url + "/token", data={"grant_type": "refresh_token"}),
+                  400, "invalid_request")
+    with app.app_context():
+        admin.set_client_enabled(flow.client["client_id"], False, by=0)
+    resp = _bare_refresh(base_url, first["refresh_token"])
+    assert resp.status_code == 401 and resp.json()["error"] == "invalid_client"
+
+
+def test_refresh_confidential_client_token_without_authentication_is_invalid_client(
+        app, base_url):
+    make_user(app)
+    client = make_client(app, auth_method="client_secret_basic")
+    flow = OAuthFlow(base_url, client, requests.Session())
+    first = flow.run()
+    _assert_error(_bare_refresh(base_url, first["refresh_token"]), 401, "invalid_client")
+    assert flow.refresh(first["refresh_token"]).status_code == 200  # not burned
 
 
 def test_refresh_confidential_client_must_authenticate(app, base_url):
