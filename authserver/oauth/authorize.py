@@ -312,7 +312,7 @@ def resume(rid: str, user: User, sess: UserSession) -> Step:
         audit.record("consent.pre_approved", user_id=user.id, client_id=pending.client_id,
                      scope=format_scopes(granted))
         return _issue(grant, req, pending, user, sess, granted, ctx)
-    remembered = _remembered(consent, items, prompts, user)
+    remembered = _remembered(consent, items, prompts)
     if remembered:
         return _issue(grant, req, pending, user, sess, _with_launch(grant, remembered), ctx)
     if "none" in prompts:
@@ -331,18 +331,15 @@ def _pre_approved(grant: Any, user: User) -> bool:
             and bool(getattr(grant.client.row, "pre_approved", False)))
 
 
-def _remembered(consent: Any, items: list[ConsentItem], prompts: set[str],
-                user: User) -> list[Scope]:
+def _remembered(consent: Any, items: list[ConsentItem], prompts: set[str]) -> list[Scope]:
     """The scopes an earlier consent grants without a page, or [] to show the page.
 
-    A patient chooses on every interactive authorization (ONC (g)(10): full, then limited
+    A person chooses on every interactive authorization (ONC (g)(10): full, then limited
     access with the same app); an earlier choice is reused without a page only for
-    ``prompt=none``, and only when it covers this request. Others (clinicians) skip the
-    page when their earlier consent covers the request, unless ``prompt=consent``.
+    ``prompt=none``, and only when it covers this request. A clinician's page is skipped
+    only for an app an administrator pre-approved for EHR launches (:func:`_pre_approved`).
     """
-    if consent is None or "consent" in prompts:
-        return []
-    if user.role == "patient" and "none" not in prompts:
+    if consent is None or "none" not in prompts:
         return []
     if not {i.value for i in items} <= set(consent.requested.split()):
         return []

@@ -75,8 +75,9 @@ _US_CORE_5_OBSERVATION_CATEGORY_SYSTEM = (
     "http://hl7.org/fhir/us/core/CodeSystem/us-core-observation-category"
 )
 
-#: Category sub-scopes (``system|code``) offered on the consent page instead of a
-#: resource-level Condition / Observation scope. Order follows the ONC (g)(10) CCG list.
+#: Category sub-scopes (``system|code``) offered on the consent page beneath a
+#: resource-level Condition / Observation scope, as optional narrowing (docs/consent.md).
+#: Order follows the ONC (g)(10) CCG list.
 #:
 #: "Clinical Test": US Core 5 had ``us-core-observation-category|clinical-test``; US Core 6+
 #: dropped that code system and the US Core Clinical Result Observation Category value set

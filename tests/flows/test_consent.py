@@ -243,7 +243,9 @@ def test_consent_new_scope_is_offered_ticked_beside_the_previous_choice(client, 
     assert boxes["offline_access"] == " checked"  # never asked before
 
 
-def test_clinician_consent_is_remembered_per_user_and_app(app, base_url):
+def test_clinician_chooses_every_time_unless_prompt_none_or_pre_approved(app, base_url):
+    """A remembered consent skips the page only for prompt=none (a clinician's page is
+    skipped otherwise only for an app an administrator pre-approved: test_ehr_launch)."""
     from tests.helpers import make_clinician, totp_code
 
     doc = make_clinician(app)
@@ -254,11 +256,17 @@ def test_clinician_consent_is_remembered_per_user_and_app(app, base_url):
     again = OAuthFlow(base_url, client, http, scope="openid user/*.rs")
     again.authorize()
     again.follow()
-    assert again.token(again.code()).json()["scope"] == "openid user/*.rs"
-    more = OAuthFlow(base_url, client, http, scope="openid user/*.rs offline_access")
+    assert 'name="decision"' in again.last.text and 'id="previous-choice"' in again.last.text
+    silent = OAuthFlow(base_url, client, http, scope="openid user/*.rs",
+                       extra={"prompt": "none"})
+    silent.authorize()
+    silent.follow()
+    assert silent.token(silent.code()).json()["scope"] == "openid user/*.rs"
+    # prompt=none for more than was consented: consent_required, back at the app.
+    more = OAuthFlow(base_url, client, http, scope="openid user/*.rs offline_access",
+                     extra={"prompt": "none"})
     more.authorize()
-    more.follow()
-    assert 'name="decision"' in more.last.text
+    assert location_query(more.follow())["error"] == "consent_required"
 
 
 def test_consent_of_one_user_does_not_cover_another(app, client, base_url):

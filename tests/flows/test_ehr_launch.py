@@ -272,6 +272,35 @@ def test_unticked_launch_scope_is_still_granted(ehr, app, base_url):
     assert token["scope"] == "launch openid patient/*.rs" and token["patient"] == "p9"
 
 
+OBS_LAB_USER = ("user/Observation.rs?category="
+                "http://terminology.hl7.org/CodeSystem/observation-category|laboratory")
+
+
+def test_clinician_ehr_launch_keeps_whole_type_scopes_unless_a_category_is_unticked(
+        ehr, app, base_url):
+    """Issue 12: `user/Observation.rs` and `patient/Observation.rs` in an EHR launch stay
+    whole when nothing is unticked; unticking a category narrows to the kept ones (v2)."""
+    scope = "launch openid user/Observation.rs patient/Observation.rs"
+    flow = _launch_flow(base_url, ehr, make_launch(app)["launch"], scope=scope)
+    _sign_in(flow, ehr)
+    values = flow.consent_values()
+    assert "user/Observation.rs" in values and "patient/Observation.rs" in values
+    assert OBS_LAB_USER in values
+    flow.consent()
+    assert flow.token(flow.code()).json()["scope"] == scope
+    # The same clinician and app again: the page shows; this time only lab results for
+    # user/ (patient/ kept whole).
+    again = OAuthFlow(base_url, ehr["client"], flow.http, scope=scope,
+                      extra={"launch": make_launch(app)["launch"]})
+    again.authorize()
+    again.follow()
+    kept = [v for v in again.consent_values()
+            if not v.startswith("user/Observation.rs?category=") or v == OBS_LAB_USER]
+    again.consent(scopes=kept)
+    token = again.token(again.code()).json()
+    assert token["scope"] == f"launch openid {OBS_LAB_USER} patient/Observation.rs"
+
+
 # ---- POST /launch refusals --------------------------------------------------------------------
 
 def test_post_launch_without_client_authentication_refused(base_url, ehr):
