@@ -12,12 +12,12 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from authserver import audit, identifiers
+from authserver import audit, clock, identifiers, store
 from authserver.auth import passwords, totp
 from authserver.auth.secrets_box import seal
 from authserver.extensions import db
 from authserver.models import Patient, User
-from authserver.oauth import keystore, storage
+from authserver.oauth import keystore
 from authserver.oauth.registration import (
     RegistrationError,
     client_response,
@@ -85,7 +85,7 @@ def create_user(username: str, role: str, *, password: str | None = None,
     user = User(username=username, username_key=key, role=role, fhir_user=fhir_user,
                 name=name, email=email,
                 password_hash=passwords.hash_password(password) if password else None,
-                created_at=storage.now())
+                created_at=clock.now())
     db.session.add(user)
     audit.record("user.created", user_id=None, username=username, role=role)
     db.session.commit()
@@ -94,7 +94,7 @@ def create_user(username: str, role: str, *, password: str | None = None,
 
 
 def enrol_totp(username: str) -> dict[str, Any]:
-    user = storage.get_user_by_username(username)
+    user = store.accounts.get_user_by_username(username)
     if user is None:
         raise AdminError(f"no user {username!r}")
     secret = totp.new_secret()
@@ -193,12 +193,12 @@ def create_launch(*, patient: str, encounter: str | None = None, fhir_context: A
     if aud not in conf["FHIR_BASE_URLS"]:
         raise AdminError("'aud' must be one of AUTHSERVER_FHIR_BASE_URL")
     if client_id is not None:
-        target = storage.find_client(client_id) if isinstance(client_id, str) else None
+        target = store.clients.find_client(client_id) if isinstance(client_id, str) else None
         if target is None or target.kind != "app":
             raise AdminError("'client_id' is not an enabled app of this server")
     user_id, dead = None, False
     if username is not None:
-        user = storage.get_user_by_username(username) if isinstance(username, str) else None
+        user = store.accounts.get_user_by_username(username) if isinstance(username, str) else None
         if user is None and created_by is None:
             raise AdminError("'user' is not a known user")  # the operator's CLI: say so
         if user is None:
@@ -207,9 +207,9 @@ def create_launch(*, patient: str, encounter: str | None = None, fhir_context: A
             dead = True
         else:
             user_id = user.id
-    value = storage.create_launch(
+    value = store.interaction.create_launch(
         conf["LAUNCH_LIFETIME"], client_id=client_id, user_id=user_id, aud=aud,
-        consumed_at=storage.now() if dead else None,
+        consumed_at=clock.now() if dead else None,
         patient=patient, encounter=encounter, fhir_context=fhir_context, intent=intent,
         need_patient_banner=need_patient_banner,
         smart_style_url=smart_style_url or default_style_url(), tenant=tenant)
@@ -300,7 +300,7 @@ def set_client_enabled(client_id: str, enabled: bool, *, by: int) -> bool:
         ids = list(db.session.scalars(select(Grant.id).where(
             Grant.client_id == client_id, Grant.revoked_at.is_(None))))
         for gid in ids:
-            storage.revoke_grant(gid)
+            store.authorization.revoke_grant(gid)
     return True
 
 
@@ -406,7 +406,7 @@ def create_registration_token(*, uses: int = 1, lifetime: int = REGISTRATION_TOK
         raise AdminError(f"--lifetime must be 60 to {REGISTRATION_TOKEN_MAX_LIFETIME} seconds")
     if note is not None and len(note) > 255:
         raise AdminError("--note must be at most 255 characters")
-    token, row = storage.create_registration_token(lifetime=lifetime, max_uses=uses,
+    token, row = store.clients.create_registration_token(lifetime=lifetime, max_uses=uses,
                                                    note=note)
     db.session.flush()
     audit.record("registration_token.created", token_id=row.id, uses=uses,
@@ -417,7 +417,7 @@ def create_registration_token(*, uses: int = 1, lifetime: int = REGISTRATION_TOK
 
 
 def revoke_registration_token(token_id: int) -> dict[str, Any]:
-    if not storage.revoke_registration_token(token_id):
+    if not store.clients.revoke_registration_token(token_id):
         raise AdminError(f"no registration token {token_id}")
     audit.record("registration_token.revoked", token_id=token_id)
     db.session.commit()
@@ -443,7 +443,7 @@ def set_user_enabled(user_id: int, enabled: bool, *, by: int) -> bool:
 
         db.session.execute(update(UserSession).where(UserSession.user_id == user.id,
                                                      UserSession.ended_at.is_(None))
-                           .values(ended_at=storage.now()))
+                           .values(ended_at=clock.now()))
         db.session.commit()
     return True
 

@@ -30,11 +30,10 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from authserver import admin, audit, identifiers
+from authserver import admin, audit, clock, digests, identifiers, store
 from authserver.extensions import db
 from authserver.models import Invitation, User
 from authserver.models.users import ROLES
-from authserver.oauth import storage
 
 __all__ = ["InvitationError", "InvalidInvitation", "MailError", "invite", "find", "describe",
            "accept", "redact_invite_links_in_logs", "MAIL_TIMEOUT"]
@@ -103,13 +102,13 @@ def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | N
     name = " ".join(str(name or "").split()) or None
     if name and len(name) > _MAX_NAME:
         raise InvitationError(f"The name is longer than {_MAX_NAME} characters")
-    inviter = storage.get_user(invited_by)
+    inviter = store.accounts.get_user(invited_by)
     if inviter is None:
         raise InvitationError("Only a known user can invite")
 
-    token = storage.new_secret(TOKEN_BYTES)
-    t = storage.now()
-    row = Invitation(token_hash=storage.sha256_hex(token), email=email, role=role,
+    token = digests.new_secret(TOKEN_BYTES)
+    t = clock.now()
+    row = Invitation(token_hash=digests.sha256_hex(token), email=email, role=role,
                      fhir_user=fhir_user, name=name, invited_by=inviter.id, created_at=t,
                      expires_at=t + conf["INVITATION_LIFETIME"])
     db.session.add(row)
@@ -195,15 +194,15 @@ def find(token: str) -> Invitation | None:
     if not isinstance(token, str) or not _TOKEN.fullmatch(token):
         return None
     row = db.session.scalars(select(Invitation).where(
-        Invitation.token_hash == storage.sha256_hex(token))).first()
-    if row is None or row.accepted_at is not None or row.expires_at <= storage.now():
+        Invitation.token_hash == digests.sha256_hex(token))).first()
+    if row is None or row.accepted_at is not None or row.expires_at <= clock.now():
         return None
     return row
 
 
 def describe(row: Invitation) -> dict[str, Any]:
     """What the invitation page shows: e-mail, role, name and who invited."""
-    inviter = storage.get_user(row.invited_by)
+    inviter = store.accounts.get_user(row.invited_by)
     return {"email": row.email, "role": row.role, "name": row.name,
             "inviter": _display(inviter) if inviter else "An administrator",
             "expires_at": row.expires_at}
@@ -220,7 +219,7 @@ def accept(token: str, username: str, password: str) -> User:
     row = find(token)
     if row is None:
         raise InvalidInvitation()
-    t = storage.now()
+    t = clock.now()
     res = db.session.execute(update(Invitation).where(
         Invitation.id == row.id, Invitation.accepted_at.is_(None),
         Invitation.expires_at > t).values(accepted_at=t))
@@ -243,7 +242,7 @@ def accept(token: str, username: str, password: str) -> User:
     audit.record("user.invitation_accepted", user_id=created["id"], invitation=row.id,
                  role=role)
     db.session.commit()
-    user = storage.get_user(created["id"])
+    user = store.accounts.get_user(created["id"])
     assert user is not None
     return user
 
@@ -296,5 +295,5 @@ def pending(limit: int = 100) -> list[Invitation]:
 
     return list(db.session.scalars(
         select(Invitation).where(Invitation.accepted_at.is_(None),
-                                 Invitation.expires_at > storage.now())
+                                 Invitation.expires_at > clock.now())
         .order_by(Invitation.created_at.desc()).limit(limit)))

@@ -14,11 +14,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from authserver import audit, identifiers
+from authserver import audit, clock, identifiers
 from authserver.extensions import db
 from authserver.models import ScopePolicy, User
 from authserver.models.users import ROLES
-from authserver.oauth import storage
 from authserver.smart.ceiling import Ceiling, PolicyError, check_policy, effective_ceiling
 from authserver.smart.scopes import format_scopes
 
@@ -63,10 +62,10 @@ def set_policy(scope: str, *, role: str | None = None, username: str | None = No
     text = format_scopes(check_policy(applies_to, scope if isinstance(scope, str) else ""))
     row = db.session.get(ScopePolicy, subject)
     if row is None:
-        row = ScopePolicy(subject=subject, scope=text, updated_at=storage.now(), updated_by=by)
+        row = ScopePolicy(subject=subject, scope=text, updated_at=clock.now(), updated_by=by)
         db.session.add(row)
     else:
-        row.scope, row.updated_at, row.updated_by = text, storage.now(), by
+        row.scope, row.updated_at, row.updated_by = text, clock.now(), by
     audit.record("policy.set", user_id=by, subject=subject, scope=text)
     db.session.commit()
     return {"subject": subject, "scope": text}

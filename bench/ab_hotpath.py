@@ -5,8 +5,8 @@ client_credentials + client_secret_basic through the WSGI app (no sockets) in CP
 alternating between the code as it is ("after") and the same code with each change undone
 ("before"), so the machine's other load affects both alike. The changes (docs/performance.md):
 
-- client lookup: one Core SELECT into a read-only snapshot (storage.find_client) instead of
-  an ORM query on the session (storage.get_client);
+- client lookup: one Core SELECT into a read-only snapshot (store.clients.find_client) instead of
+  an ORM query on the session (store.clients.get_client);
 - Flask-Limiter skipped on /token (a request filter);
 - scope strings parsed once per process (backend._parsed, an lru_cache).
 """
@@ -27,10 +27,10 @@ from hotpath import time_calls, wsgi_caller  # noqa: E402
 def main() -> int:
     os.environ["AUTHSERVER_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="authserver-ab-")
     os.environ.pop("AUTHSERVER_DATABASE_URL", None)
-    from authserver import admin
+    from authserver import admin, store
     from authserver.app import create_app
     from authserver.extensions import limiter
-    from authserver.oauth import backend, storage
+    from authserver.oauth import backend
     from authserver.smart.scopes import parse_scopes
 
     app = create_app()
@@ -43,11 +43,11 @@ def main() -> int:
         f"{client['client_id']}:{client['client_secret']}".encode()).decode()
     call = wsgi_caller(app, "/token", lambda i: "grant_type=client_credentials&scope=system%2F"
                        "*.rs", {"Authorization": basic})
-    after = (storage.find_client, list(limiter._request_filters), backend._parsed)
-    before = (storage.get_client, [], lambda text: tuple(parse_scopes(text)))
+    after = (store.clients.find_client, list(limiter._request_filters), backend._parsed)
+    before = (store.clients.get_client, [], lambda text: tuple(parse_scopes(text)))
 
     def use(variant: tuple) -> None:
-        storage.find_client, limiter._request_filters, backend._parsed = (
+        store.clients.find_client, limiter._request_filters, backend._parsed = (
             variant[0], list(variant[1]), variant[2])
 
     time_calls(call, 300)

@@ -163,9 +163,8 @@ def _mint(env: dict[str, str], count: int) -> tuple[str, str, list[str]]:
         os.environ.clear()
         os.environ.update(saved)
     with app.app_context():
-        from authserver import admin
+        from authserver import admin, clock, store
         from authserver.extensions import db
-        from authserver.oauth import storage
         from authserver.oauth.tokens import issue_tokens
 
         admin.init_instance()
@@ -173,12 +172,12 @@ def _mint(env: dict[str, str], count: int) -> tuple[str, str, list[str]]:
                                  fhir_user="Patient/p1", name="Bench User")
         client = admin.create_client(name="bench-app", redirect_uris=[
             "http://127.0.0.1:9999/cb"], scope=SCOPE, auth_method="client_secret_basic")
-        row, u = storage.get_client(client["client_id"]), storage.get_user(user["id"])
+        row, u = store.clients.get_client(client["client_id"]), store.accounts.get_user(user["id"])
         tokens = []
         for _ in range(count):
-            grant = storage.create_grant(client_id=row.client_id, user_id=u.id,
+            grant = store.authorization.create_grant(client_id=row.client_id, user_id=u.id,
                                          session_id=None, scope=SCOPE, aud=FHIR_BASE,
-                                         context={"patient": "p1"}, expires_at=storage.now())
+                                         context={"patient": "p1"}, expires_at=clock.now())
             tokens.append(issue_tokens(client=row, grant=grant, scope=SCOPE, user=u,
                                        include_refresh=False)["access_token"])
             db.session.commit()

@@ -12,12 +12,11 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g, session
 
-from authserver import audit, ratelimit
+from authserver import audit, clock, ratelimit, store
 from authserver.auth import passwords, totp
 from authserver.auth.secrets_box import unseal
 from authserver.extensions import db
 from authserver.models import User, UserSession
-from authserver.oauth import storage
 
 __all__ = [
     "current_user", "current_session", "check_password", "SignInLocked",
@@ -36,13 +35,13 @@ SECOND_FACTOR_SECONDS = 600
 
 def current_session() -> UserSession | None:
     if "auth_session" not in g:
-        g.auth_session = storage.get_session(session.get("sid"))
+        g.auth_session = store.accounts.get_session(session.get("sid"))
     return g.auth_session
 
 
 def current_user() -> User | None:
     row = current_session()
-    return storage.get_user(row.user_id) if row is not None else None
+    return store.accounts.get_user(row.user_id) if row is not None else None
 
 
 class SignInLocked(Exception):
@@ -66,14 +65,14 @@ def check_password(username: str, password: str) -> User | None:
     name = username if isinstance(username, str) else ""
     attempt = ratelimit.password_attempt(name)
     if attempt.refused:
-        raise SignInLocked(attempt.until or storage.now())
-    user = storage.get_user_by_username(name)
+        raise SignInLocked(attempt.until or clock.now())
+    user = store.accounts.get_user_by_username(name)
     ok, rehash = passwords.verify_password(user.password_hash if user else None, password)
     if not ok or user is None:
         audit.record("login.failed", user_id=user.id if user else None)
         if attempt.last:
             audit.record("login.password_locked", user_id=user.id if user else None,
-                         until=int(attempt.until or storage.now()))
+                         until=int(attempt.until or clock.now()))
         db.session.commit()
         return None
     ratelimit.password_accepted(name)
@@ -93,21 +92,21 @@ def begin_second_factor(user: User) -> None:
     """
     session.clear()
     session["pending_uid"] = user.id
-    session["pending_at"] = storage.now()
-    session["pending_mark"] = storage.audit_mark()
+    session["pending_at"] = clock.now()
+    session["pending_mark"] = store.audit.audit_mark()
 
 
 def pending_user() -> User | None:
     """The user who gave the right password in this sign-in, while the second step is due."""
     started = session.get("pending_at")
-    if not isinstance(started, int) or storage.now() - started > SECOND_FACTOR_SECONDS:
+    if not isinstance(started, int) or clock.now() - started > SECOND_FACTOR_SECONDS:
         return None
-    return storage.get_user(session.get("pending_uid"))
+    return store.accounts.get_user(session.get("pending_uid"))
 
 
 def totp_failures(user: User) -> int:
     """Wrong TOTP codes of ``user`` since this sign-in's password step."""
-    return storage.count_events_since("login.totp_failed", user.id,
+    return store.audit.count_events_since("login.totp_failed", user.id,
                                       int(session.get("pending_mark") or 0))
 
 
@@ -129,7 +128,7 @@ class TotpOutcome(enum.Enum):
 def totp_locked_until(user: User, t: int | None = None) -> int | None:
     """Until when (Unix time) the user's TOTP step is locked, or None when it is open."""
     until = user.totp_locked_until
-    return until if until is not None and until > (storage.now() if t is None else t) else None
+    return until if until is not None and until > (clock.now() if t is None else t) else None
 
 
 def _lock_after_too_many(user: User, t: int) -> int | None:
@@ -139,13 +138,13 @@ def _lock_after_too_many(user: User, t: int) -> int | None:
     as long as the one before (at most MAX_TOTP_LOCKOUT_SECONDS)."""
     conf = current_app.config
     since = max(t - conf["TOTP_LOCKOUT_WINDOW"] + 1, user.totp_locked_until or 0)
-    if storage.count_events_at_or_after("login.totp_failed", user.id, since) \
+    if store.audit.count_events_at_or_after("login.totp_failed", user.id, since) \
             < conf["TOTP_LOCKOUT_FAILURES"]:
         return None
     lockouts = user.totp_lockouts or 0
     seconds = min(conf["TOTP_LOCKOUT_SECONDS"] * 2 ** min(lockouts, 32),
                   MAX_TOTP_LOCKOUT_SECONDS)
-    won = storage.lock_totp(user.id, lockouts, t + seconds, t)
+    won = store.accounts.lock_totp(user.id, lockouts, t + seconds, t)
     if won:
         audit.record("login.totp_locked", user_id=user.id, until=t + seconds,
                      seconds=seconds, lockout=lockouts + 1)
@@ -164,7 +163,7 @@ def verify_totp(user: User, code: str, now: datetime | None = None) -> TotpOutco
     starts over: the pending state is cleared and the password must be given again. Across
     sign-ins, TOTP_LOCKOUT_FAILURES wrong codes within TOTP_LOCKOUT_WINDOW lock the step
     (audit ``login.totp_locked``); a successful code ends the run of lockouts."""
-    t = storage.now()
+    t = clock.now()
     if totp_locked_until(user, t) is not None:
         return TotpOutcome.LOCKED
     if totp_failures(user) >= MAX_TOTP_FAILURES:  # e.g. a replayed cookie of a spent sign-in
@@ -187,7 +186,7 @@ def verify_totp(user: User, code: str, now: datetime | None = None) -> TotpOutco
         return TotpOutcome.WRONG
     # Conditional update: two racing submissions of the same code cannot both pass, and a
     # lockout that landed meanwhile wins over the code.
-    accepted = storage.accept_totp_step(user.id, step, t)
+    accepted = store.accounts.accept_totp_step(user.id, step, t)
     db.session.commit()
     db.session.expire(user)
     return TotpOutcome.OK if accepted else TotpOutcome.WRONG
@@ -196,7 +195,7 @@ def verify_totp(user: User, code: str, now: datetime | None = None) -> TotpOutco
 def sign_in(user: User) -> UserSession:
     """Start a fresh session (a new id and cookie: no fixation)."""
     session.clear()
-    row = storage.start_session(user, current_app.config["SESSION_LIFETIME"])
+    row = store.accounts.start_session(user, current_app.config["SESSION_LIFETIME"])
     session["sid"] = row.id
     session.permanent = True
     g.auth_session = row
@@ -208,7 +207,7 @@ def sign_in(user: User) -> UserSession:
 def sign_out() -> None:
     row = current_session()
     if row is not None:
-        storage.end_session(row.id)
+        store.accounts.end_session(row.id)
         audit.record("logout", user_id=row.user_id)
         db.session.commit()
     session.clear()

@@ -19,13 +19,12 @@ from urllib.parse import urlencode
 from flask import current_app
 from sqlalchemy import select
 
-from authserver import admin, audit
+from authserver import admin, audit, store
 from authserver.auth import totp
 from authserver.auth.session import totp_secret
 from authserver.demo.app import CALLBACK_PATH, DEMO_APP_NAME, LAUNCH_PATH
 from authserver.extensions import db
 from authserver.models import Client
-from authserver.oauth import storage
 from authserver.oauth.registration import (
     client_origins,
     client_response,
@@ -49,16 +48,16 @@ DEMO_APP_SCOPE = ("openid fhirUser launch launch/patient offline_access online_a
 
 
 def _user(username: str, role: str, fhir_user: str, name: str) -> Any:
-    user = storage.get_user_by_username(username)
+    user = store.accounts.get_user_by_username(username)
     if user is None:
         admin.create_user(username, role, password=DEMO_PASSWORD, fhir_user=fhir_user,
                           name=name)
-        user = storage.get_user_by_username(username)
+        user = store.accounts.get_user_by_username(username)
     return user
 
 
 def _clinician_totp() -> dict[str, str]:
-    user = storage.get_user_by_username(CLINICIAN_USERNAME)
+    user = store.accounts.get_user_by_username(CLINICIAN_USERNAME)
     secret = totp_secret(user) if user is not None else None
     if not secret:
         return admin.enrol_totp(CLINICIAN_USERNAME)
@@ -86,7 +85,7 @@ def _demo_app(demo_app_url: str) -> dict[str, Any]:
         merged["redirect_uris"] = list(dict.fromkeys(
             merged["redirect_uris"] + row.redirect_uris))
         row.client_metadata, row.disabled = merged, False
-        storage.set_client_origins(row.client_id, client_origins(merged))
+        store.clients.set_client_origins(row.client_id, client_origins(merged))
         db.session.commit()
     return client_response(row)
 

@@ -23,10 +23,9 @@ from authlib.oidc.core.errors import (
 )
 from flask import current_app
 
-from authserver import audit, policy
+from authserver import audit, clock, digests, policy, store
 from authserver.extensions import db
 from authserver.models import PendingAuthorization, User, UserSession
-from authserver.oauth import storage
 from authserver.oauth.grants import Authorization
 from authserver.oauth.launch import quote_param
 from authserver.oauth.server import authorization
@@ -89,7 +88,7 @@ def _error_step(request: OAuth2Request, error: OAuth2Error) -> Step:
 def _session_mark(sess: UserSession | None) -> str | None:
     """What a parked request remembers of the sign-in it arrived in (a digest, not the id):
     ``prompt=login`` is satisfied only by a sign-in after it."""
-    return f"sid:{storage.sha256_hex(sess.id)}" if sess is not None else None
+    return f"sid:{digests.sha256_hex(sess.id)}" if sess is not None else None
 
 
 def begin(values: Any, sess: UserSession | None = None) -> Step:
@@ -102,7 +101,7 @@ def begin(values: Any, sess: UserSession | None = None) -> Step:
     except OAuth2Error as error:
         return _error_step(req, error)
     params = {k: values.get(k) for k in KNOWN_PARAMS if values.get(k) is not None}
-    rid = storage.park_request(grant.client.client_id, params,
+    rid = store.interaction.park_request(grant.client.client_id, params,
                                current_app.config["PENDING_AUTHORIZATION_LIFETIME"],
                                note=_session_mark(sess))
     return Step("login", location=f"/authorize/continue?req={rid}")
@@ -210,7 +209,7 @@ def _with_launch(grant: Any, granted: list[Scope]) -> list[Scope]:
 def picker_check(rid: str, user: User) -> Step | None:
     """An error Step unless ``user`` is a clinician continuing their own parked request:
     the registry is shown to no one else."""
-    pending = storage.get_pending(rid)
+    pending = store.interaction.get_pending(rid)
     if pending is None or pending.user_id != user.id:
         return Step("error_page", title="This sign-in request has expired",
                     message="Go back to the app and start again.")
@@ -246,14 +245,14 @@ def _needs_fresh_sign_in(pending: PendingAuthorization, sess: UserSession) -> bo
             sess.auth_time < pending.created_at or pending.note == _session_mark(sess)):
         return True  # the sign-in is older than the request, or the one it arrived in
     max_age = pending.params.get("max_age")
-    return max_age is not None and storage.now() - sess.auth_time > int(max_age)
+    return max_age is not None and clock.now() - sess.auth_time > int(max_age)
 
 
 def _refuse(grant: Any, req: OAuth2Request, pending: PendingAuthorization,
             error: OAuth2Error) -> Step:
     """Send ``error`` back to the app (its redirect URI is trusted by now)."""
     error.redirect_uri, error.state = grant.redirect_uri, pending.params.get("state")
-    storage.drop_pending(pending)
+    store.interaction.drop_pending(pending)
     return _error_step(req, error)
 
 
@@ -265,12 +264,12 @@ def _sign_in_step(rid: str) -> Step:
 def signed_out(rid: str) -> Step:
     """/authorize/continue without a signed-in user: the sign-in page, or for
     ``prompt=none`` (OIDC Core §3.1.2.6) ``login_required`` sent back to the app."""
-    pending = storage.get_pending(rid)
+    pending = store.interaction.get_pending(rid)
     if pending is not None and "none" in _prompts(pending):
         try:
             grant, req = _revalidate(pending)
         except OAuth2Error as error:
-            storage.drop_pending(pending)
+            store.interaction.drop_pending(pending)
             return _error_step(_parked_request(pending.params), error)
         return _refuse(grant, req, pending, LoginRequiredError())
     return _sign_in_step(rid)
@@ -278,21 +277,21 @@ def signed_out(rid: str) -> Step:
 
 def resume(rid: str, user: User, sess: UserSession) -> Step:
     """Continue a parked request for the signed-in user."""
-    pending = storage.get_pending(rid)
+    pending = store.interaction.get_pending(rid)
     if pending is None:
         return Step("error_page", title="This sign-in request has expired",
                     message="Go back to the app and start again.")
     try:
         grant, req = _revalidate(pending)
     except OAuth2Error as error:
-        storage.drop_pending(pending)
+        store.interaction.drop_pending(pending)
         return _error_step(_parked_request(pending.params), error)
     prompts = _prompts(pending)
     if pending.user_id is None and _needs_fresh_sign_in(pending, sess):
         if "none" in prompts:
             return _refuse(grant, req, pending, LoginRequiredError())
         return _sign_in_step(rid)
-    if not storage.bind_pending(pending, user.id):
+    if not store.interaction.bind_pending(pending, user.id):
         return Step("error_page", title="This request belongs to another sign-in",
                     message="Go back to the app and start again.", status=403)
     try:
@@ -306,7 +305,7 @@ def resume(rid: str, user: User, sess: UserSession) -> Step:
             return _refuse(grant, req, pending, InteractionRequiredError(
                 "A patient must be chosen, which needs the user's interaction"))
         return ctx
-    consent = storage.get_consent(user.id, pending.client_id)
+    consent = store.interaction.get_consent(user.id, pending.client_id)
     if _pre_approved(grant, user):
         granted = _with_launch(grant, granted_from_choice(items, [i.value for i in items]))
         audit.record("consent.pre_approved", user_id=user.id, client_id=pending.client_id,
@@ -352,8 +351,8 @@ def choose_patient(rid: str, user: User, patient_id: str) -> Step | None:
     refused = picker_check(rid, user)
     if refused is not None:
         return refused
-    pending = storage.get_pending(rid)
-    if not isinstance(patient_id, str) or storage.get_patient(patient_id) is None:
+    pending = store.interaction.get_pending(rid)
+    if not isinstance(patient_id, str) or store.registry.get_patient(patient_id) is None:
         return Step("error_page", title="Unknown patient",
                     message="Choose a patient from the list.")
     pending.patient = patient_id
@@ -363,14 +362,14 @@ def choose_patient(rid: str, user: User, patient_id: str) -> Step | None:
 
 def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[str]) -> Step:
     """The consent form was submitted: allow (with the ticked scopes) or deny."""
-    pending = storage.get_pending(rid)
+    pending = store.interaction.get_pending(rid)
     if pending is None or pending.user_id != user.id:
         return Step("error_page", title="This sign-in request has expired",
                     message="Go back to the app and start again.")
     try:
         grant, req = _revalidate(pending)
     except OAuth2Error as error:
-        storage.drop_pending(pending)
+        store.interaction.drop_pending(pending)
         return _error_step(_parked_request(pending.params), error)
     try:
         scopes = _allowed(grant, user)
@@ -378,7 +377,7 @@ def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[
         items = _offered(grant, scopes) if not isinstance(ctx, Step) else []
     except OAuth2Error as error:
         error.redirect_uri, error.state = grant.redirect_uri, pending.params.get("state")
-        storage.drop_pending(pending)
+        store.interaction.drop_pending(pending)
         return _error_step(req, error)
     if isinstance(ctx, Step):
         return ctx
@@ -386,11 +385,11 @@ def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[
     granted = _with_launch(grant, granted)
     if not granted:
         audit.record("consent.denied", user_id=user.id, client_id=pending.client_id)
-        storage.drop_pending(pending)
+        store.interaction.drop_pending(pending)
         resp = authorization.create_authorization_response(request=req, grant_user=None,
                                                            grant=grant)
         return Step("redirect", location=resp.headers["Location"])
-    storage.save_consent(user.id, pending.client_id, format_scopes(granted),
+    store.interaction.save_consent(user.id, pending.client_id, format_scopes(granted),
                          " ".join(i.value for i in items))
     audit.record("consent.granted", user_id=user.id, client_id=pending.client_id,
                  scope=format_scopes(granted))
@@ -405,6 +404,6 @@ def _issue(grant: Any, req: OAuth2Request, pending: PendingAuthorization, user: 
                         scope=format_scopes(granted), context=ctx,
                         launch_row=grant.request.smart.launch)
     resp = authorization.create_authorization_response(request=req, grant_user=who, grant=grant)
-    storage.drop_pending(pending)
+    store.interaction.drop_pending(pending)
     db.session.commit()
     return Step("redirect", location=resp.headers["Location"])

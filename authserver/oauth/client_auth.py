@@ -45,8 +45,7 @@ from flask import current_app, has_app_context, has_request_context
 from flask import request as flask_request
 from requests.certs import where as requests_ca_bundle
 
-from authserver import keys
-from authserver.oauth import storage
+from authserver import clock, keys, store
 from authserver.oauth.registration import is_loopback_host
 
 __all__ = ["ASSERTION_TYPE", "JwksError", "JwksFetcher", "PrivateKeyJWT"]
@@ -619,7 +618,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def verify_claims(self, claims: Any, fail: Callable[[str], Exception] | None = None
                       ) -> None:
         fail = fail or _failer(None)
-        now = storage.now()
+        now = clock.now()
         exp = claims.get("exp")
         if not _is_number(exp):
             raise fail("assertion 'exp' is required")
@@ -653,8 +652,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         now = time.monotonic()
         if now - self._pruned_at > self.PRUNE_INTERVAL:
             self._pruned_at = now
-            storage.prune_assertion_jtis()
-        return storage.claim_assertion_jti(claims["iss"], jti, int(claims["exp"]) + self.leeway)
+            store.jti.prune_assertion_jtis()
+        return store.jti.claim_assertion_jti(claims["iss"], jti, int(claims["exp"]) + self.leeway)
 
     def authenticate_client(self, client: Any) -> Any:
         return client  # its method was checked before any key was fetched

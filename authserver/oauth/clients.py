@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
+from authserver import digests
 from authserver.models import Client
-from authserver.oauth import storage
 from authserver.oauth.registration import is_loopback_host, origin_of
 from authserver.smart.scopes import ScopeError, format_scopes, narrow, parse_scopes
 
@@ -66,7 +66,7 @@ class OAuthClient(ClientMixin):
         stored = self.row.client_secret_hash
         if not stored or not isinstance(client_secret, str) or len(client_secret) > 512:
             return False
-        return hmac.compare_digest(storage.sha256_hex(client_secret), stored)
+        return hmac.compare_digest(digests.sha256_hex(client_secret), stored)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         # One registered method for every endpoint (token, introspection, revocation).

@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from authserver import audit
+from authserver import audit, store
 from authserver.extensions import db
-from authserver.oauth import storage
 from authserver.smart.scopes import ScopeError, describe, parse_scope
 
 __all__ = ["ConnectedApp", "connected_apps", "revoke_app"]
@@ -48,15 +47,15 @@ def _plain_words(scope: str) -> list[str]:
 
 
 def _name(client_id: str) -> str:
-    row = storage.get_client(client_id)
+    row = store.clients.get_client(client_id)
     return row.client_name if row is not None else f"{client_id} (disabled)"
 
 
 def connected_apps(user_id: int) -> list[ConnectedApp]:
     """Every app with a live consent or a live grant of this user, newest first."""
-    access = storage.user_app_access(user_id)
+    access = store.authorization.user_app_access(user_id)
     apps: list[ConnectedApp] = []
-    for consent in storage.list_consents(user_id):
+    for consent in store.interaction.list_consents(user_id):
         a = access.pop(consent.client_id, None)
         apps.append(ConnectedApp(
             consent.client_id, _name(consent.client_id), _plain_words(consent.scope),
@@ -73,11 +72,11 @@ def revoke_app(user_id: int, client_id: str) -> bool:
     (a revoked grant fails introspection on every worker). False if there was nothing."""
     if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         return False
-    known = storage.get_consent(user_id, client_id) is not None or \
-        client_id in storage.user_app_access(user_id)
+    known = store.interaction.get_consent(user_id, client_id) is not None or \
+        client_id in store.authorization.user_app_access(user_id)
     if not known:
         return False
-    storage.revoke_consent(user_id, client_id)
+    store.interaction.revoke_consent(user_id, client_id)
     audit.record("consent.revoked", user_id=user_id, client_id=client_id, via="account")
     db.session.commit()
     return True

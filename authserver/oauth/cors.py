@@ -2,7 +2,7 @@
 
 Preflights carry no client id, so an origin is accepted there when any enabled app uses
 it: one indexed lookup in ``client_origins`` (written with the redirect URIs, see
-:func:`authserver.oauth.storage.set_client_origins`), whatever the number of apps. The
+:func:`authserver.store.clients.set_client_origins`), whatever the number of apps. The
 actual response names the origin only when it belongs to the calling client.
 
 No per-process cache: the lookup is one primary-key probe, cheaper than keeping a cache
@@ -15,7 +15,7 @@ import base64
 
 from flask import Response, make_response
 
-from authserver.oauth import storage
+from authserver import store
 from authserver.oauth.clients import OAuthClient
 
 __all__ = ["preflight", "allow_client_origin"]
@@ -24,7 +24,7 @@ __all__ = ["preflight", "allow_client_origin"]
 def preflight(origin: str | None, methods: str) -> Response:
     resp = make_response("", 204)
     resp.headers["Vary"] = "Origin"
-    if origin and storage.origin_is_registered(origin):
+    if origin and store.clients.origin_is_registered(origin):
         resp.headers["Access-Control-Allow-Origin"] = origin
         resp.headers["Access-Control-Allow-Methods"] = methods
         resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
@@ -51,9 +51,9 @@ def allow_client_origin(resp: Response, origin: str | None, client_id: str | Non
 
     cid = client_id or _basic_client_id(request.headers.get("Authorization"))
     if not cid and refresh_token:
-        row = storage.find_refresh_token(refresh_token)
+        row = store.authorization.find_refresh_token(refresh_token)
         cid = row.client_id if row is not None else None
-    row = storage.get_client(cid) if cid else None
+    row = store.clients.get_client(cid) if cid else None
     if row is not None and origin in OAuthClient(row).origins:
         resp.headers["Access-Control-Allow-Origin"] = origin
         resp.headers["Vary"] = "Origin"

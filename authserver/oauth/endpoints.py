@@ -8,8 +8,9 @@
 Our access tokens are RFC 9068 JWTs that are never stored: one is *active* when its
 signature verifies against our published keys (cached per process, re-read on an unknown
 ``kid``), its claims are ours and unexpired, and one indexed lookup finds neither its
-``jti`` revoked nor its grant revoked (:func:`storage.live_access_token`). Revocation is a
-database row, so it is seen at once by every worker and every instance sharing the database.
+``jti`` revoked nor its grant revoked (:func:`store.authorization.live_access_token`).
+Revocation is a database row, so it is seen at once by every worker and every instance
+sharing the database.
 Authlib's ``JWTRevocationEndpoint`` refuses JWT access tokens, so both endpoints subclass
 the plain RFC classes and implement their hooks here (DESIGN.md, "Known traps").
 
@@ -45,10 +46,10 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import current_app
 
-from authserver import audit, keys
+from authserver import audit, clock, keys, store
 from authserver.extensions import db
 from authserver.models import RefreshToken
-from authserver.oauth import keystore, storage
+from authserver.oauth import keystore
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.grants import CLIENT_AUTH_METHODS
 from authserver.oauth.registration import INTROSPECT_SCOPE
@@ -79,7 +80,7 @@ class AccessTokenInfo:
     """A verified, live access token of ours: its claims and (when it has one) its grant."""
 
     claims: dict[str, Any]
-    grant: storage.LiveGrant | None
+    grant: store.authorization.LiveGrant | None
 
     @property
     def scopes(self) -> list[str]:
@@ -124,7 +125,7 @@ def _claims_are_ours(header: dict[str, Any], claims: dict[str, Any]) -> bool:
         return False
     if not (_is_int(claims.get("exp")) and _is_int(claims.get("iat"))):
         return False
-    if claims["exp"] <= storage.now():
+    if claims["exp"] <= clock.now():
         return False
     for name in ("jti", "client_id", "sub"):
         value = claims.get(name)
@@ -157,7 +158,7 @@ def read_access_token(token: Any) -> AccessTokenInfo | None:
     claims = _verified_claims(token)
     if claims is None:
         return None
-    live, grant = storage.live_access_token(claims["jti"], claims.get("gid"),
+    live, grant = store.authorization.live_access_token(claims["jti"], claims.get("gid"),
                                             claims["client_id"])
     return AccessTokenInfo(claims, grant) if live else None
 
@@ -274,7 +275,7 @@ class _Introspected:
         return False
 
 
-def _grant_fields(grant: storage.LiveGrant | None) -> dict[str, Any]:
+def _grant_fields(grant: store.authorization.LiveGrant | None) -> dict[str, Any]:
     if grant is None:
         return {}
     # SMART: "If a launch context parameter ... was included in the original access token
@@ -303,7 +304,8 @@ def _access_token_body(info: AccessTokenInfo) -> dict[str, Any]:
     return body
 
 
-def _refresh_token_body(refresh: RefreshToken, grant: storage.LiveGrant) -> dict[str, Any]:
+def _refresh_token_body(refresh: RefreshToken, grant: store.authorization.LiveGrant
+                        ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "active": True, "scope": refresh.scope, "client_id": refresh.client_id,
         "exp": refresh.expires_at, "iat": refresh.issued_at,
@@ -331,7 +333,7 @@ class SmartIntrospectionEndpoint(IntrospectionEndpoint):
             return self._bearer_caller(authorization)
         if creds is not None:
             # One read-only lookup serves resource servers and client_secret_basic apps.
-            row = storage.find_client(creds[0])
+            row = store.clients.find_client(creds[0])
             basic_ok = row is not None and (
                 row.kind == "resource_server"
                 or row.token_endpoint_auth_method == "client_secret_basic")
@@ -361,7 +363,7 @@ class SmartIntrospectionEndpoint(IntrospectionEndpoint):
         except BearerChallenge as exc:
             exc.status_code = 401
             raise
-        row = storage.find_client(info.claims["client_id"])
+        row = store.clients.find_client(info.claims["client_id"])
         if row is None or not row.can_introspect:
             raise BearerChallenge("insufficient_scope",
                                   "The client of this access token may not introspect tokens",
@@ -383,7 +385,7 @@ class SmartIntrospectionEndpoint(IntrospectionEndpoint):
                 return None
             return _Introspected("access_token", info.claims["client_id"],
                                  _access_token_body(info))
-        found = storage.live_refresh_token(token_string)
+        found = store.authorization.live_refresh_token(token_string)
         if found is None:
             return None
         refresh, grant = found
@@ -435,7 +437,7 @@ class SmartRevocationEndpoint(RevocationEndpoint):
                 return None  # RFC 7009 §2.2: invalid tokens answer 200 all the same
             return _Revocable("access_token", claims["client_id"], jti=claims["jti"],
                               expires_at=claims["exp"])
-        row = storage.find_refresh_token(token_string)
+        row = store.authorization.find_refresh_token(token_string)
         if row is None:
             return None
         return _Revocable("refresh_token", row.client_id, refresh=row)
@@ -444,9 +446,9 @@ class SmartRevocationEndpoint(RevocationEndpoint):
         # Recorded first, so that the revocation's own commit carries it (one commit).
         audit.record("token.revoked", client_id=token.client_id, kind=token.kind)
         if token.kind == "access_token":
-            storage.revoke_access_token(token.jti, token.expires_at)
+            store.authorization.revoke_access_token(token.jti, token.expires_at)
         else:
             # RFC 7009 §2.1: revoking a refresh token "SHOULD also invalidate all access
             # tokens based on the same authorization grant" -- the whole grant ends.
-            storage.revoke_refresh_token(token.refresh)
+            store.authorization.revoke_refresh_token(token.refresh)
         db.session.commit()  # the audit row, when the token was already revoked

@@ -22,10 +22,9 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from flask import current_app, g
 
-from authserver import policy
+from authserver import clock, policy, store
 from authserver.extensions import db
 from authserver.models import AuthorizationCode, User
-from authserver.oauth import storage
 from authserver.oauth.launch import quote_param
 from authserver.oauth.tokens import issue_tokens
 from authserver.smart.ceiling import apply_ceiling
@@ -55,9 +54,9 @@ def _refresh_policy(client: Any, scope: str, session_id: str | None) -> tuple[bo
         return False, None, None
     kinds = {s.kind for s in parse_scopes(scope)}
     if "offline_access" in kinds:
-        return True, storage.now() + current_app.config["OFFLINE_REFRESH_LIFETIME"], None
+        return True, clock.now() + current_app.config["OFFLINE_REFRESH_LIFETIME"], None
     if "online_access" in kinds and session_id:
-        sess = storage.get_session(session_id)
+        sess = store.accounts.get_session(session_id)
         if sess is not None:
             return True, sess.expires_at, session_id
     return False, None, None
@@ -98,9 +97,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
         auth: Authorization = request.user
         data = request.payload.data
-        if auth.launch_row is not None and not storage.consume_launch(auth.launch_row):
+        if auth.launch_row is not None and not store.interaction.consume_launch(auth.launch_row):
             raise InvalidRequestError("'launch' was already used or has expired")
-        return storage.save_code(
+        return store.authorization.save_code(
             code,
             client_id=request.client.client_id,
             user_id=auth.user.id,
@@ -113,18 +112,18 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code_challenge_method=data.get("code_challenge_method"),
             context=auth.context,
             auth_time=auth.auth_time,
-            expires_at=storage.now() + current_app.config["AUTHORIZATION_CODE_LIFETIME"],
+            expires_at=clock.now() + current_app.config["AUTHORIZATION_CODE_LIFETIME"],
         )
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
         if not isinstance(code, str) or len(code) > 256:
             return None
-        row, replayed = storage.consume_code(code, client.client_id)
+        row, replayed = store.authorization.consume_code(code, client.client_id)
         if replayed:
             # RFC 6749 §4.1.2: "If an authorization code is used more than once, the
             # authorization server MUST deny the request and SHOULD revoke (when possible)
             # all tokens previously issued based on that authorization code."
-            storage.revoke_grant_of_code(code)
+            store.authorization.revoke_grant_of_code(code)
             current_app.logger.warning("authorization code replayed by client %s",
                                        client.client_id)
         return row
@@ -133,21 +132,21 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return None  # consumed atomically in query_authorization_code
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
-        return storage.get_user(authorization_code.user_id)
+        return store.accounts.get_user(authorization_code.user_id)
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None,  # noqa: ANN001, ANN201
                        include_refresh_token=True):
         code: AuthorizationCode = self.request.authorization_code
         client = self.request.client
         refresh, refresh_exp, session_id = _refresh_policy(client, code.scope, code.session_id)
-        grant = storage.create_grant(
+        grant = store.authorization.create_grant(
             client_id=client.client_id, user_id=user.id, session_id=session_id,
             scope=code.scope, aud=code.aud, context=dict(code.context or {}),
-            expires_at=storage.now())
+            expires_at=clock.now())
         token = issue_tokens(client=client.row, grant=grant, scope=code.scope, user=user,
                              include_refresh=refresh, refresh_expires_at=refresh_exp,
                              nonce=code.nonce, auth_time=code.auth_time)
-        if not storage.attach_grant_to_code(code.id, grant.id):
+        if not store.authorization.attach_grant_to_code(code.id, grant.id):
             # A second redemption of this code came in while this one was issuing: RFC 6749
             # §4.1.2 "the authorization server MUST deny the request" — both lose.
             db.session.rollback()
@@ -207,11 +206,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             client = authenticate_for_grant(self)
             if not value:
                 raise InvalidRequestError("Missing 'refresh_token'")
-            row = storage.find_refresh_token(value)
+            row = store.authorization.find_refresh_token(value)
         else:
             if not value:
                 raise InvalidRequestError("Missing 'refresh_token'")
-            row = storage.find_refresh_token(value)
+            row = store.authorization.find_refresh_token(value)
             if row is None:
                 raise InvalidGrantError("Invalid 'refresh_token'")
             client = self._public_client_of(row)
@@ -227,13 +226,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 ok = False
             if not ok:
                 raise InvalidScopeError("'scope' exceeds what was granted")
-        grant = storage.get_grant(row.grant_id)
+        grant = store.authorization.get_grant(row.grant_id)
         if grant is None or grant.revoked_at is not None:
             raise InvalidGrantError("Invalid 'refresh_token'")
-        if grant.session_id and not storage.session_is_live(grant.session_id):
+        if grant.session_id and not store.accounts.session_is_live(grant.session_id):
             # online_access: "only while the user's session is active".
             raise InvalidGrantError("The sign-in session of this online grant has ended")
-        rotated = storage.rotate_refresh_token(value, client.client_id)
+        rotated = store.authorization.rotate_refresh_token(value, client.client_id)
         if rotated is None:
             raise InvalidGrantError("Invalid 'refresh_token'")
         self.request.refresh_token = rotated
@@ -253,14 +252,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         grant = self.request.smart_grant
         client = self.request.client
         scope = " ".join(s.raw for s in parse_scopes(self.request.payload.scope or row.scope))
-        user = storage.get_user(grant.user_id) if grant.user_id else None
+        user = store.accounts.get_user(grant.user_id) if grant.user_id else None
         if grant.user_id and user is None:
             raise InvalidGrantError("The user of this grant is no longer active")
         if user is not None:
             scope = self._within_ceiling(scope, user)
         refresh, refresh_exp, _ = _refresh_policy(client, row.scope, grant.session_id)
         if grant.session_id:
-            sess = storage.get_session(grant.session_id)
+            sess = store.accounts.get_session(grant.session_id)
             refresh_exp = sess.expires_at if sess else None
         # RFC 6749 §6: "the refresh token scope MUST be identical to that of the refresh
         # token included by the client in the request" — a narrowed `scope` narrows only

@@ -17,7 +17,7 @@ from typing import Any
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from flask import current_app
 
-from authserver.oauth import storage
+from authserver import store
 from authserver.smart.scopes import Scope, ScopeError, parse_scopes
 
 __all__ = ["SmartAuthorizeRequest", "SmartLaunch", "normalize_aud", "quote_param",
@@ -143,7 +143,7 @@ class SmartLaunch:
         launch_row = None
         launch = data.get("launch")
         if launch:
-            launch_row = storage.find_launch(launch)
+            launch_row = store.interaction.find_launch(launch)
             if launch_row is None:
                 raise InvalidRequestError("'launch' is unknown, expired or already used")
             if launch_row.aud != aud:

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 
+from authserver import clock, digests, store
 from authserver.extensions import db
 from authserver.models import Client
-from authserver.oauth import storage
 from authserver.smart.scopes import ScopeError, parse_scopes
 
 __all__ = [
@@ -147,7 +147,7 @@ def _check_redirect_uri(uri: Any) -> str:
             raise RegistrationError("invalid_redirect_uri",
                                     f"'{uri}' must use https (http only for loopback)")
         origin = origin_of(uri)
-        if origin is None or len(origin) > storage.ORIGIN_MAX_LENGTH:
+        if origin is None or len(origin) > store.clients.ORIGIN_MAX_LENGTH:
             raise RegistrationError("invalid_redirect_uri", f"'{uri}' has an unusable host")
     elif parts.scheme in ("javascript", "data", "file", "vbscript"):
         raise RegistrationError("invalid_redirect_uri", f"'{uri}' uses a forbidden scheme")
@@ -318,10 +318,10 @@ def _store_client(meta: dict[str, Any], *, kind: str, owner_id: int | None = Non
     endpoint and buys nothing for a random value.
     """
     method = meta["token_endpoint_auth_method"]
-    secret = storage.new_secret(32) if method in SECRET_METHODS else None
+    secret = digests.new_secret(32) if method in SECRET_METHODS else None
     client = Client(
         client_id=secrets.token_urlsafe(18),
-        client_secret_hash=storage.sha256_hex(secret) if secret else None,
+        client_secret_hash=digests.sha256_hex(secret) if secret else None,
         client_name=meta["client_name"],
         token_endpoint_auth_method=method,
         client_metadata=meta,
@@ -330,10 +330,10 @@ def _store_client(meta: dict[str, Any], *, kind: str, owner_id: int | None = Non
         can_introspect=can_introspect,
         verified=verified,
         owner_id=owner_id,
-        created_at=storage.now(),
+        created_at=clock.now(),
     )
     db.session.add(client)
-    storage.set_client_origins(client.client_id, client_origins(meta))
+    store.clients.set_client_origins(client.client_id, client_origins(meta))
     return client, secret
 
 
@@ -386,7 +386,7 @@ def check_initial_access_token(authorization: str | None) -> Any:
     if scheme.lower() != "bearer" or not value.strip():
         raise _bearer_challenge(None, "An initial access token is required "
                                       "(Authorization: Bearer)")
-    row = storage.find_registration_token(value.strip())
+    row = store.clients.find_registration_token(value.strip())
     if row is None:
         raise _bearer_challenge("invalid_token", "The initial access token is not valid, "
                                                  "has expired or is used up")
@@ -472,7 +472,7 @@ def register_dynamic(body: bytes | None, *, is_json: bool, authorization: str | 
         meta = normalize_metadata(
             {**meta, "grant_types": meta.get("grant_types") or [
                 "authorization_code", "refresh_token"]})
-        if token is not None and not storage.spend_registration_token(token.id):
+        if token is not None and not store.clients.spend_registration_token(token.id):
             raise _bearer_challenge("invalid_token", "The initial access token is used up")
         client, secret = _store_client(meta, kind="app")
     except RegistrationError as exc:

@@ -16,8 +16,8 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestErro
 from flask import Flask, current_app
 from flask import request as flask_request
 
+from authserver import store
 from authserver.extensions import limiter
-from authserver.oauth import storage
 from authserver.oauth.backend import ClientCredentialsGrant
 from authserver.oauth.client_auth import PrivateKeyJWT
 from authserver.oauth.clients import OAuthClient
@@ -88,7 +88,7 @@ class SmartAuthorizationServer(AuthorizationServer):
     def query_client(self, client_id: str) -> OAuthClient | None:
         # A read-only snapshot from one Core SELECT: every token request runs this, and the
         # ORM session costs more than the lookup (docs/performance.md).
-        row = storage.find_client(client_id)
+        row = store.clients.find_client(client_id)
         return OAuthClient(row) if row is not None and row.kind == "app" else None
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:

@@ -15,8 +15,9 @@ from typing import Any
 
 from flask import current_app
 
+from authserver import clock, digests, store
 from authserver.models import Client, Grant, User
-from authserver.oauth import keystore, storage
+from authserver.oauth import keystore
 from authserver.smart.launch import token_context
 from authserver.smart.scopes import parse_scopes
 
@@ -39,7 +40,7 @@ def access_token_claims(
     *, client_id: str, sub: str, aud: str, scope: str, lifetime: int, grant_id: str | None,
     context: dict[str, Any], fhir_user: str | None,
 ) -> dict[str, Any]:
-    t = storage.now()
+    t = clock.now()
     claims: dict[str, Any] = {
         "iss": current_app.config["ISSUER"],
         "sub": sub,
@@ -69,7 +70,7 @@ def _at_hash(access_token: str) -> str:
 def build_id_token(*, user: User, client: Client, grant: Grant, access_token: str,
                    nonce: str | None, auth_time: int | None) -> tuple[str, dict[str, Any]]:
     conf = current_app.config
-    t = storage.now()
+    t = clock.now()
     kinds = _kinds(grant.scope)
     claims: dict[str, Any] = {
         "iss": conf["ISSUER"],
@@ -136,11 +137,12 @@ def issue_tokens(
                                  if k in id_claims}
     expires_at = claims["exp"]
     if include_refresh and refresh_expires_at:
-        refresh = storage.new_secret(32)
-        storage.save_refresh_token(refresh, grant, refresh_scope or scope, refresh_expires_at)
+        refresh = digests.new_secret(32)
+        store.authorization.save_refresh_token(refresh, grant, refresh_scope or scope,
+                                               refresh_expires_at)
         token["refresh_token"] = refresh
         expires_at = max(expires_at, refresh_expires_at)
-    storage.touch_grant(grant, expires_at)
+    store.authorization.touch_grant(grant, expires_at)
     return token
 
 
@@ -150,7 +152,8 @@ def issue_client_credentials_token(*, client_id: str, scope: str, aud: str,
 
     Nothing is written to the database (this is the token endpoint's hot path): the token
     has no grant (no ``gid`` claim), so it is revoked on its own by ``jti``
-    (``storage.revoke_access_token``) and ``storage.token_is_live(jti, None)`` checks it.
+    (``store.authorization.revoke_access_token``) and
+    ``store.authorization.token_is_live(jti, None)`` checks it.
     """
     lifetime = lifetime or current_app.config["CLIENT_CREDENTIALS_TOKEN_LIFETIME"]
     claims = access_token_claims(

@@ -12,7 +12,7 @@ from typing import Any
 
 from authlib.consts import default_json_headers
 
-from authserver.oauth import storage
+from authserver import store
 from authserver.oauth.endpoints import BearerChallenge, read_bearer
 
 __all__ = ["userinfo_response"]
@@ -22,7 +22,7 @@ def _claims(info: Any) -> dict[str, Any]:
     scopes = set(info.scopes)
     user = None
     if info.grant is not None and info.grant.user_id is not None:
-        user = storage.get_user(info.grant.user_id)
+        user = store.accounts.get_user(info.grant.user_id)
     if user is None:
         raise BearerChallenge("invalid_token", "The access token was not issued for a user")
     # OIDC Core §5.3.2: "The sub Claim in the UserInfo Response MUST be verified to exactly

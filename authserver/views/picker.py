@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
+from authserver import store
 from authserver.auth import session as auth
 from authserver.oauth import authorize as flow
-from authserver.oauth import storage
 from authserver.web import error_page
 
 bp = Blueprint("picker", __name__)
@@ -29,6 +29,6 @@ def pick():
     if refused is not None:
         return error_page(refused.title, refused.message, refused.status)
     q, born = request.args.get("q", "")[:100], request.args.get("birth_date", "")[:10]
-    patients = storage.search_patients(q, born)
+    patients = store.registry.search_patients(q, born)
     return render_template("picker.html", patients=patients, req=rid, q=q, birth_date=born,
                            searched=bool(q or born))

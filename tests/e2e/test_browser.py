@@ -204,21 +204,20 @@ def test_browser_clinician_standalone_launch_with_totp_and_picker(browser, demo,
 # ---- the demo itself (no browser needed) -------------------------------------------------
 
 def test_demo_seed_is_idempotent(app, base_url):
+    from authserver import store
     from authserver.demo.seed import DEMO_PATIENTS, ehr_launch_link, seed
-    from authserver.oauth import storage
-
     with app.app_context():
         first = seed("http://127.0.0.1:8002")
         second = seed("http://127.0.0.1:8002")
         assert first["client"]["client_id"] == second["client"]["client_id"]
         assert first["totp"]["secret"] == second["totp"]["secret"]
         assert second["totp"]["otpauth_uri"].startswith("otpauth://totp/")
-        alice = storage.get_user_by_username("alice")
+        alice = store.accounts.get_user_by_username("alice")
         assert (alice.role, alice.fhir_user) == ("patient", "Patient/p1")
-        drsmith = storage.get_user_by_username("drsmith")
+        drsmith = store.accounts.get_user_by_username("drsmith")
         assert drsmith.role == "clinician" and drsmith.has_totp
         assert drsmith.fhir_user == "Practitioner/pr1"
-        assert {p: storage.get_patient(p).display_name for p in DEMO_PATIENTS} == {
+        assert {p: store.registry.get_patient(p).display_name for p in DEMO_PATIENTS} == {
             "p1": "Example, Alice", "p2": "Sample, Bob", "p3": "Test, Carol"}
         client = second["client"]
         assert client["token_endpoint_auth_method"] == "none"

@@ -151,11 +151,10 @@ def test_authorize_unknown_client_wins_over_other_errors(patient_app, base_url):
 
 
 def test_authorize_disabled_client_is_an_error_page(app, patient_app, base_url):
+    from authserver import store
     from authserver.extensions import db
-    from authserver.oauth import storage
-
     with app.app_context():
-        storage.get_client(patient_app["client_id"]).disabled = True
+        store.clients.get_client(patient_app["client_id"]).disabled = True
         db.session.commit()
     _assert_error_page(_flow(base_url, patient_app).authorize())
 

@@ -226,15 +226,14 @@ def test_client_credentials_token_is_not_stored(app, base_url, key, client):
 
 
 def test_client_credentials_token_is_live_until_revoked(app, base_url, key, client):
-    from authserver.oauth import storage
-
+    from authserver import store
     token = cc_token(base_url, assertion(key, client["client_id"], base_url),
                      scope=SYSTEM_SCOPE).json()["access_token"]
     claims = _claims(base_url, token)
     with app.app_context():
-        assert storage.token_is_live(claims["jti"], claims.get("gid"))
-        storage.revoke_access_token(claims["jti"], claims["exp"])
-        assert not storage.token_is_live(claims["jti"], claims.get("gid"))
+        assert store.authorization.token_is_live(claims["jti"], claims.get("gid"))
+        store.authorization.revoke_access_token(claims["jti"], claims["exp"])
+        assert not store.authorization.token_is_live(claims["jti"], claims.get("gid"))
 
 
 def test_token_endpoint_does_not_touch_the_session(app, base_url):

@@ -74,11 +74,10 @@ def _events(app, event: str) -> list:
 
 
 def _user(app, username: str):
+    from authserver import store
     from authserver.extensions import db
-    from authserver.oauth import storage
-
     with app.app_context():
-        user = storage.get_user_by_username(username)
+        user = store.accounts.get_user_by_username(username)
         db.session.expunge(user)
         return user
 

@@ -235,11 +235,10 @@ def test_client_create_can_introspect_and_permissions(instance):
     assert "can_introspect" not in plain
     app = _instance_app(instance)
     with app.app_context():
+        from authserver import store
         from authserver.extensions import db
-        from authserver.oauth import storage
-
         # Made by an administrator: verified.
-        assert storage.get_client(plain["client_id"]).verified is True
-        assert storage.get_client(plain["client_id"]).can_introspect is False
+        assert store.clients.get_client(plain["client_id"]).verified is True
+        assert store.clients.get_client(plain["client_id"]).can_introspect is False
         db.session.remove()
         db.engine.dispose()

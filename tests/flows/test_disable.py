@@ -18,11 +18,9 @@ from tests.helpers import OAuthFlow, make_client, make_user
 
 
 def _disable_user(app, username: str) -> None:
-    from authserver import admin
-    from authserver.oauth import storage
-
+    from authserver import admin, store
     with app.app_context():
-        user = storage.get_user_by_username(username)
+        user = store.accounts.get_user_by_username(username)
         assert admin.set_user_enabled(user.id, False, by=0)
 
 

@@ -208,11 +208,10 @@ def test_invitation_link_refused_when_expired(app, base_url, inbox):
     with app.app_context():
         from sqlalchemy import update
 
+        from authserver import clock
         from authserver.extensions import db
         from authserver.models import Invitation
-        from authserver.oauth import storage
-
-        db.session.execute(update(Invitation).values(expires_at=storage.now() - 1))
+        db.session.execute(update(Invitation).values(expires_at=clock.now() - 1))
         db.session.commit()
     assert http.get(link).status_code == 400
     resp = http.post(link, data={"csrf_token": csrf_of(page.text), "username": "late",
@@ -383,12 +382,10 @@ def test_token_never_in_audit_or_logs(app, base_url, inbox, caplog):
     assert _accept(link).status_code == 303
     assert requests.get(link).status_code == 400  # a used link is logged too
     with app.app_context():
-        from authserver import admin
-        from authserver.oauth import storage
-
+        from authserver import admin, digests
         events = admin.recent_audit()
         dump = json.dumps([[e.event, e.user_id, e.client_id, e.detail] for e in events])
-        hashed = storage.sha256_hex(token)
+        hashed = digests.sha256_hex(token)
     assert {"user.invited", "user.invitation_accepted"} <= {e.event for e in events}
     assert token not in dump and hashed not in dump
     # The test server's access log printed each request line, with the token redacted.

@@ -48,10 +48,9 @@ def _session(app, http: requests.Session) -> dict:
 
 
 def _stored_hash(app, username: str) -> str:
-    from authserver.oauth import storage
-
+    from authserver import store
     with app.app_context():
-        return storage.get_user_by_username(username).password_hash
+        return store.accounts.get_user_by_username(username).password_hash
 
 
 def test_login_succeeds_and_lands_on_next(alice, base_url):
@@ -71,12 +70,11 @@ def test_login_next_is_never_an_open_redirect(alice, base_url):
 
 
 def test_login_unknown_user_and_wrong_password_look_the_same(app, alice, base_url):
+    from authserver import store
     from authserver.extensions import db
-    from authserver.oauth import storage
-
     make_user(app, "disabled")
     with app.app_context():
-        storage.get_user_by_username("disabled").disabled = True
+        store.accounts.get_user_by_username("disabled").disabled = True
         db.session.commit()
     answers = []
     for username, password in (("alice", "wrong password!"), ("nobody", PASSWORD),
@@ -119,13 +117,12 @@ def test_login_password_is_stored_with_rfc9106_second_option_or_stronger(app, al
 
 
 def test_login_rehashes_a_password_made_with_old_parameters(app, alice, base_url):
+    from authserver import store
     from authserver.auth import passwords
     from authserver.extensions import db
-    from authserver.oauth import storage
-
     weak = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
     with app.app_context():
-        storage.get_user_by_username("alice").password_hash = weak
+        store.accounts.get_user_by_username("alice").password_hash = weak
         db.session.commit()
     resp = _post_login(requests.Session(), base_url, "alice", PASSWORD)
     assert resp.status_code == 303
@@ -139,12 +136,11 @@ def test_login_rehashes_a_password_made_with_old_parameters(app, alice, base_url
 
 
 def test_login_wrong_password_does_not_rehash(app, alice, base_url):
+    from authserver import store
     from authserver.extensions import db
-    from authserver.oauth import storage
-
     weak = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
     with app.app_context():
-        storage.get_user_by_username("alice").password_hash = weak
+        store.accounts.get_user_by_username("alice").password_hash = weak
         db.session.commit()
     assert _post_login(requests.Session(), base_url, "alice", "wrong!!!").status_code == 401
     assert _stored_hash(app, "alice") == weak

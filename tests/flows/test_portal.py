@@ -84,18 +84,16 @@ def test_backend_service_waits_for_admin_approval(app, developer, base_url):
     client_id = re.search(r'id="new-client-id">([^<]+)<', resp.text).group(1)
     assert "waits for an administrator" in resp.text
     with app.app_context():
-        from authserver.oauth import storage
-
-        assert storage.get_client(client_id) is None  # disabled until approved
+        from authserver import store
+        assert store.clients.get_client(client_id) is None  # disabled until approved
     s = sign_in_admin(app, base_url)
     resp = s.get(base_url + "/admin")
     resp = s.post(base_url + "/admin/apps", data={"csrf_token": csrf_of(resp.text),
                                                   "client_id": client_id, "action": "enable"})
     assert resp.status_code == 200
     with app.app_context():
-        from authserver.oauth import storage
-
-        assert storage.get_client(client_id) is not None
+        from authserver import store
+        assert store.clients.get_client(client_id) is not None
 
 
 def test_patient_cannot_open_developer_or_admin(app, base_url):
@@ -166,10 +164,9 @@ def test_developer_app_is_unverified_until_an_admin_approves(app, developer, bas
         "csrf_token": csrf_of(page.text), "name": "My App", "kind": "public",
         "redirect_uris": "https://myapp.example/cb", "scope": "openid patient/*.rs"})
     client_id = re.search(r'id="new-client-id">([^<]+)<', resp.text).group(1)
-    from authserver.oauth import storage
-
+    from authserver import store
     with app.app_context():
-        row = storage.get_client(client_id)
+        row = store.clients.get_client(client_id)
         assert (row.verified, row.can_introspect) == (False, False)
     s = sign_in_admin(app, base_url)
     token = csrf_of(s.get(base_url + "/admin").text)
@@ -177,7 +174,7 @@ def test_developer_app_is_unverified_until_an_admin_approves(app, developer, bas
         s.post(base_url + "/admin/apps", data={"csrf_token": token, "client_id": client_id,
                                                "action": action})
     with app.app_context():
-        assert storage.get_client(client_id).verified is True
+        assert store.clients.get_client(client_id).verified is True
 
 
 def test_admin_console_toggles_an_apps_introspect_permission(app, base_url):
@@ -232,9 +229,8 @@ def test_only_an_admin_may_toggle_the_introspect_permission(app, developer, base
         "action": "allow"})
     assert resp.status_code == 403
     with app.app_context():
-        from authserver.oauth import storage
-
-        assert storage.get_client(client["client_id"]).can_introspect is False
+        from authserver import store
+        assert store.clients.get_client(client["client_id"]).can_introspect is False
 
 
 def test_admin_console_sets_a_role_ceiling_that_narrows_the_next_grant(app, base_url):

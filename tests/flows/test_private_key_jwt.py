@@ -380,16 +380,15 @@ def test_registration_refuses_private_key_jwt_without_keys(app):
 
 
 def test_jti_reusable_only_after_its_entry_expired(ctx):
-    from authserver.oauth import storage
-
-    now = storage.now()
-    assert storage.claim_assertion_jti("client-a", "jti-1", now - 1)  # already expired
-    assert storage.claim_assertion_jti("client-a", "jti-1", now + 300)  # reclaimed
-    assert not storage.claim_assertion_jti("client-a", "jti-1", now + 300)  # live: replay
-    assert storage.claim_assertion_jti("client-b", "jti-1", now + 300)  # per client
-    assert storage.claim_assertion_jti("client-a", "jti-2", now - 5)
-    assert storage.prune_assertion_jtis() == 1  # only the expired one
-    assert not storage.claim_assertion_jti("client-a", "jti-1", now + 300)
+    from authserver import clock, store
+    now = clock.now()
+    assert store.jti.claim_assertion_jti("client-a", "jti-1", now - 1)  # already expired
+    assert store.jti.claim_assertion_jti("client-a", "jti-1", now + 300)  # reclaimed
+    assert not store.jti.claim_assertion_jti("client-a", "jti-1", now + 300)  # live: replay
+    assert store.jti.claim_assertion_jti("client-b", "jti-1", now + 300)  # per client
+    assert store.jti.claim_assertion_jti("client-a", "jti-2", now - 5)
+    assert store.jti.prune_assertion_jtis() == 1  # only the expired one
+    assert not store.jti.claim_assertion_jti("client-a", "jti-1", now + 300)
 
 
 def test_private_key_jwt_accepts_issuer_as_aud(base_url, key, client):

@@ -35,18 +35,16 @@ def _assert_error(resp: requests.Response, status: int, error: str) -> None:
 
 
 def _live(app, access_token: str) -> bool:
-    from authserver.oauth import storage
-
+    from authserver import store
     claims = jwt.decode(access_token, options={"verify_signature": False})
     with app.app_context():
-        return storage.token_is_live(claims["jti"], claims.get("gid"))
+        return store.authorization.token_is_live(claims["jti"], claims.get("gid"))
 
 
 def _refresh_row(app, token: str):
-    from authserver.oauth import storage
-
+    from authserver import store
     with app.app_context():
-        row = storage.find_refresh_token(token)
+        row = store.authorization.find_refresh_token(token)
         return None if row is None else {"expires_at": row.expires_at, "scope": row.scope,
                                           "issued_at": row.issued_at}
 
@@ -153,15 +151,15 @@ def test_refresh_v1_grant_answers_in_v1_form(app, base_url):
 
 
 def test_refresh_offline_token_lasts_90_days_from_each_refresh(app, base_url, launched):
+    from authserver import store
     from authserver.extensions import db
-    from authserver.oauth import storage
-
     flow, first = launched
     row = _refresh_row(app, first["refresh_token"])
     assert abs(row["expires_at"] - row["issued_at"] - NINETY_DAYS) <= 2
     # Close to expiry: a refresh gives a token good for another 90 days (sliding).
     with app.app_context():
-        storage.find_refresh_token(first["refresh_token"]).expires_at = int(time.time()) + 5
+        row = store.authorization.find_refresh_token(first["refresh_token"])
+        row.expires_at = int(time.time()) + 5
         db.session.commit()
     second = flow.refresh(first["refresh_token"]).json()
     row = _refresh_row(app, second["refresh_token"])
@@ -169,12 +167,12 @@ def test_refresh_offline_token_lasts_90_days_from_each_refresh(app, base_url, la
 
 
 def test_refresh_expired_token_is_invalid_grant(app, base_url, launched):
+    from authserver import store
     from authserver.extensions import db
-    from authserver.oauth import storage
-
     flow, first = launched
     with app.app_context():
-        storage.find_refresh_token(first["refresh_token"]).expires_at = int(time.time()) - 1
+        row = store.authorization.find_refresh_token(first["refresh_token"])
+        row.expires_at = int(time.time()) - 1
         db.session.commit()
     _assert_error(flow.refresh(first["refresh_token"]), 400, "invalid_grant")
 

@@ -97,11 +97,10 @@ def test_registered_client_can_start_a_launch(base_url, auth):
 
 
 def test_self_registered_app_is_not_verified_and_has_no_permissions(app, base_url, auth):
-    from authserver.oauth import storage
-
+    from authserver import store
     client_id = register(base_url, headers=auth).json()["client_id"]
     with app.app_context():
-        row = storage.get_client(client_id)
+        row = store.clients.get_client(client_id)
         assert (row.verified, row.can_introspect, row.can_launch) == (False, False, False)
 
 

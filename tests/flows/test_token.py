@@ -67,11 +67,10 @@ def _at_hash(access_token: str) -> str:
 
 
 def _live(app, access_token: str) -> bool:
-    from authserver.oauth import storage
-
+    from authserver import store
     claims = jwt.decode(access_token, options={"verify_signature": False})
     with app.app_context():
-        return storage.token_is_live(claims["jti"], claims.get("gid"))
+        return store.authorization.token_is_live(claims["jti"], claims.get("gid"))
 
 
 # ---- a successful exchange ---------------------------------------------------------------
@@ -169,13 +168,12 @@ def test_token_client_secret_post(app, alice, base_url):
 
 
 def test_token_client_secret_is_256_bits_stored_as_sha256(app, base_url):
-    from authserver.oauth import storage
-
+    from authserver import store
     client = make_client(app, auth_method="client_secret_basic")
     secret = client["client_secret"]
     assert len(base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))) >= 32
     with app.app_context():
-        row = storage.get_client(client["client_id"])
+        row = store.clients.get_client(client["client_id"])
         assert row.client_secret_hash == hashlib.sha256(secret.encode()).hexdigest()
         assert secret not in repr(row.client_metadata)
 
@@ -305,15 +303,14 @@ def test_token_every_bad_verifier_is_refused_with_400(app, alice, base_url):
 def test_token_verifier_sent_when_no_challenge_was_stored_is_refused(app, alice, base_url):
     # /authorize refuses a request without a challenge, so no such code can be made over
     # HTTP; a row stored without one (a downgrade, RFC 9700 §4.8) must still be refused.
-    from authserver.oauth import storage
-
+    from authserver import clock, store
     client = make_client(app)
     with app.app_context():
-        storage.save_code("c" * 43, client_id=client["client_id"], user_id=alice["id"],
+        store.authorization.save_code("c" * 43, client_id=client["client_id"], user_id=alice["id"],
                           session_id=None, redirect_uri=OAuthFlow.redirect_uri,
                           scope="launch/patient patient/*.rs", aud=FHIR_BASE, nonce=None,
                           code_challenge="", code_challenge_method="", context={},
-                          auth_time=storage.now(), expires_at=storage.now() + 60)
+                          auth_time=clock.now(), expires_at=clock.now() + 60)
     flow = _flow(base_url, client)
     resp = flow.token("c" * 43, code_verifier=flow.verifier)
     assert resp.status_code == 400

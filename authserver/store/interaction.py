@@ -1,0 +1,130 @@
+"""The interaction: parked authorization requests, EHR launch contexts and consents.
+
+- A parked request is found by its handle until it expires or is dropped; it is bound to the
+  first sign-in that continues it (:func:`bind_pending`) and refused to any other.
+- A launch context is found by its value (stored as SHA-256) until it expires; it is consumed
+  once by a conditional UPDATE (:func:`consume_launch`): a second use loses.
+- A consent is one row per user and app, replaced by each new choice; revoking it also
+  revokes the app's grants for that user.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    select,
+    update,
+)
+
+from authserver.clock import now
+from authserver.digests import new_secret, sha256_hex
+from authserver.extensions import db
+from authserver.models import (
+    Consent,
+    LaunchContext,
+    PendingAuthorization,
+)
+from authserver.store.authorization import revoke_user_client_grants
+
+
+def get_consent(user_id: int, client_id: str) -> Consent | None:
+    """The user's live consent for the client, or None (never given or revoked)."""
+    row = db.session.scalars(select(Consent).where(
+        Consent.user_id == user_id, Consent.client_id == client_id)).first()
+    return row if row is not None and row.revoked_at is None else None
+
+
+def save_consent(user_id: int, client_id: str, scope: str, requested: str) -> Consent:
+    """Record what the user granted (replacing an earlier or revoked consent); commits."""
+    t = now()
+    row = db.session.scalars(select(Consent).where(
+        Consent.user_id == user_id, Consent.client_id == client_id)).first()
+    if row is None:
+        row = Consent(user_id=user_id, client_id=client_id, scope=scope, requested=requested,
+                      created_at=t, updated_at=t)
+        db.session.add(row)
+    else:
+        if row.revoked_at is not None:
+            row.created_at = t
+        row.scope, row.requested, row.updated_at, row.revoked_at = scope, requested, t, None
+    db.session.commit()
+    return row
+
+
+def revoke_consent(user_id: int, client_id: str) -> None:
+    """End the consent and every grant of that app for that user, at once; commits."""
+    t = now()
+    db.session.execute(update(Consent).where(Consent.user_id == user_id,
+                                             Consent.client_id == client_id)
+                       .values(revoked_at=t))
+    db.session.commit()
+    revoke_user_client_grants(user_id, client_id)
+
+
+def list_consents(user_id: int) -> list[Consent]:
+    return list(db.session.scalars(select(Consent).where(
+        Consent.user_id == user_id, Consent.revoked_at.is_(None)).order_by(Consent.updated_at)))
+
+
+def park_request(client_id: str, params: dict[str, str], lifetime: int,
+                 note: str | None = None) -> str:
+    """Keep a validated /authorize request server side; returns its (random) handle."""
+    rid = new_secret(24)
+    t = now()
+    db.session.add(PendingAuthorization(id=rid, client_id=client_id, params=params,
+                                        note=note, created_at=t, expires_at=t + lifetime))
+    db.session.commit()
+    return rid
+
+
+def get_pending(rid: str | None) -> PendingAuthorization | None:
+    """The parked request, or None when unknown or expired."""
+    if not rid or not isinstance(rid, str) or len(rid) > 64 or "\x00" in rid:
+        return None  # (PostgreSQL refuses NUL in text: unknown, not a 500)
+    row = db.session.get(PendingAuthorization, rid)
+    return row if row is not None and row.expires_at > now() else None
+
+
+def bind_pending(row: PendingAuthorization, user_id: int) -> bool:
+    """Tie a parked request to the first user who continues it; False if it is another's."""
+    if row.user_id is None:
+        row.user_id = user_id
+        db.session.commit()
+    return row.user_id == user_id
+
+
+def drop_pending(row: PendingAuthorization) -> None:
+    db.session.delete(row)
+    db.session.commit()
+
+
+def create_launch(lifetime: int, **fields: Any) -> str:
+    """Store a launch context by the SHA-256 of its opaque value; returns the value."""
+    value = new_secret(24)
+    t = now()
+    db.session.add(LaunchContext(launch_hash=sha256_hex(value), created_at=t,
+                                 expires_at=t + lifetime, **fields))
+    db.session.commit()
+    return value
+
+
+def find_launch(value: str) -> LaunchContext | None:
+    """The live (unexpired, unused) launch context, or None."""
+    if not value or not isinstance(value, str) or len(value) > 128:
+        return None
+    row = db.session.scalars(select(LaunchContext).where(
+        LaunchContext.launch_hash == sha256_hex(value))).first()
+    if row is None or row.consumed_at is not None or row.expires_at <= now():
+        return None
+    return row
+
+
+def consume_launch(row: LaunchContext) -> bool:
+    """Mark a launch context used, atomically; False if it was used meanwhile or expired."""
+    t = now()
+    res = db.session.execute(update(LaunchContext).where(
+        LaunchContext.id == row.id, LaunchContext.consumed_at.is_(None),
+        LaunchContext.expires_at > t).values(consumed_at=t))
+    db.session.commit()
+    return res.rowcount == 1
