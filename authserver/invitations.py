@@ -220,10 +220,10 @@ def accept(token: str, username: str, password: str) -> User:
     if row is None:
         raise InvalidInvitation()
     t = clock.now()
-    res = db.session.execute(update(Invitation).where(
-        Invitation.id == row.id, Invitation.accepted_at.is_(None),
-        Invitation.expires_at > t).values(accepted_at=t))
-    if res.rowcount != 1:
+    inv = Invitation
+    if store.consume(inv, key=(inv.id == row.id,),
+                     live=(inv.accepted_at.is_(None), inv.expires_at > t),
+                     values={"accepted_at": t}, commit=False) is not store.Outcome.WON:
         db.session.rollback()
         raise InvalidInvitation()
     role, fhir_user, name, email = row.role, row.fhir_user, row.name, row.email

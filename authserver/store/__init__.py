@@ -10,9 +10,12 @@ One module per aggregate, each stating its not-found, expiry and reuse semantics
 - :mod:`.registry`: patients;
 - :mod:`.audit`: counts of audit events.
 
-Single-use values (codes, refresh tokens, launch contexts, assertion ``jti``) are consumed
-by one conditional UPDATE (or a unique INSERT) *before* anything is issued, so two racing
-requests cannot both win, whatever the number of workers or instances sharing the database.
+Two transaction rules (:mod:`._db`): ordinary verbs never commit, :func:`transaction` is
+the unit of work that commits them once; single-use values (codes, refresh tokens, launch
+contexts, parked requests' owners, invitations) are spent by :func:`consume`, one
+conditional UPDATE committed *before* anything is issued (assertion ``jti``: a unique
+INSERT), so two racing requests cannot both win, whatever the number of workers or instances
+sharing the database.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from authserver.store import (
     jti,
     registry,
 )
-from authserver.store._db import database_reachable
+from authserver.store._db import Outcome, consume, database_reachable, transaction
 
-__all__ = ["accounts", "audit", "authorization", "clients", "database_reachable",
-           "interaction", "jti", "registry"]
+__all__ = ["Outcome", "accounts", "audit", "authorization", "clients", "consume",
+           "database_reachable", "interaction", "jti", "registry", "transaction"]

@@ -27,6 +27,7 @@ from authserver.models import (
     User,
     UserSession,
 )
+from authserver.store._db import Outcome, consume
 
 
 def get_user(user_id: int | None) -> User | None:
@@ -90,23 +91,18 @@ def accept_totp_step(user_id: int, step: int, t: int) -> bool:
     later one was already accepted (a replay, or two racing submissions of one code: only
     one wins) or when the step is locked at ``t`` (a lockout that landed after the caller
     looked)."""
-    res = db.session.execute(
-        update(User)
-        .where(User.id == user_id, _totp_open(t),
-               User.totp_last_step.is_(None) | (User.totp_last_step < step))
-        .values(totp_last_step=step, totp_lockouts=0)
-        .execution_options(synchronize_session=False))
-    return res.rowcount == 1
+    return consume(User, key=(User.id == user_id,),
+                   live=(_totp_open(t), User.totp_last_step.is_(None)
+                         | (User.totp_last_step < step)),
+                   values={"totp_last_step": step, "totp_lockouts": 0},
+                   commit=False) is Outcome.WON
 
 
 def lock_totp(user_id: int, lockouts: int, until: int, t: int) -> bool:
     """Lock the user's TOTP step until ``until`` and count the lockout, if at ``t`` it is
     open and ``lockouts`` lockouts were counted so far; False when another request locked it
     first (so two racing failures lock once, with one audit row)."""
-    res = db.session.execute(
-        update(User)
-        .where(User.id == user_id, _totp_open(t),
-               func.coalesce(User.totp_lockouts, 0) == lockouts)
-        .values(totp_locked_until=until, totp_lockouts=lockouts + 1)
-        .execution_options(synchronize_session=False))
-    return res.rowcount == 1
+    return consume(User, key=(User.id == user_id,),
+                   live=(_totp_open(t), func.coalesce(User.totp_lockouts, 0) == lockouts),
+                   values={"totp_locked_until": until, "totp_lockouts": lockouts + 1},
+                   commit=False) is Outcome.WON

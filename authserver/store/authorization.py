@@ -41,6 +41,7 @@ from authserver.models import (
     User,
     UserSession,
 )
+from authserver.store._db import Outcome, consume
 from authserver.store.accounts import session_is_live
 
 
@@ -59,21 +60,13 @@ def consume_code(code: str, client_id: str) -> tuple[AuthorizationCode | None, b
     - already redeemed: (None, True) — the caller revokes what it issued;
     - else the row, now marked consumed (committed before any token is made).
     """
-    h = sha256_hex(code)
-    t = now()
-    res = db.session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.code_hash == h, AuthorizationCode.client_id == client_id,
-               AuthorizationCode.consumed_at.is_(None), AuthorizationCode.expires_at > t)
-        .values(consumed_at=t)
-    )
-    db.session.commit()
-    row = db.session.scalars(
-        select(AuthorizationCode).where(AuthorizationCode.code_hash == h)).first()
-    if res.rowcount == 1:
-        return row, False
-    replayed = row is not None and row.client_id == client_id and row.consumed_at is not None
-    return None, replayed
+    h, t, ac = sha256_hex(code), now(), AuthorizationCode
+    outcome = consume(ac, key=(ac.code_hash == h, ac.client_id == client_id),
+                      live=(ac.consumed_at.is_(None), ac.expires_at > t),
+                      values={"consumed_at": t}, spent=(ac.consumed_at.is_not(None),))
+    if outcome is Outcome.WON:
+        return db.session.scalars(select(ac).where(ac.code_hash == h)).first(), False
+    return None, outcome is Outcome.REPLAYED
 
 
 #: Written into ``AuthorizationCode.grant_id`` by a replay that arrives while the first
@@ -93,12 +86,9 @@ def revoke_grant_of_code(code: str) -> None:
     if row is None:
         return
     if row.grant_id is None:
-        res = db.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == row.id, AuthorizationCode.grant_id.is_(None))
-            .values(grant_id=CODE_REPLAYED))
-        db.session.commit()
-        if res.rowcount == 1:
+        ac = AuthorizationCode
+        if consume(ac, key=(ac.id == row.id,), live=(ac.grant_id.is_(None),),
+                   values={"grant_id": CODE_REPLAYED}) is Outcome.WON:
             return
         db.session.refresh(row)
     if row.grant_id and row.grant_id != CODE_REPLAYED:
@@ -208,19 +198,15 @@ def rotate_refresh_token(token: str, client_id: str) -> RefreshToken | None:
     row = find_refresh_token(token)
     if row is None or row.client_id != client_id:
         return None
-    t = now()
-    res = db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None),
-               RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > t)
-        .values(rotated_at=t)
-    )
-    db.session.commit()
-    if res.rowcount == 1:
+    t, rt = now(), RefreshToken
+    outcome = consume(rt, key=(rt.id == row.id,),
+                      live=(rt.rotated_at.is_(None), rt.revoked_at.is_(None), rt.expires_at > t),
+                      values={"rotated_at": t},
+                      spent=(rt.rotated_at.is_not(None), rt.revoked_at.is_(None)))
+    if outcome is Outcome.WON:
         db.session.refresh(row)
         return row
-    db.session.refresh(row)
-    if row.rotated_at is not None and row.revoked_at is None:
+    if outcome is Outcome.REPLAYED:
         revoke_grant(row.grant_id)
     return None
 

@@ -20,7 +20,6 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    update,
 )
 
 from authserver.clock import now
@@ -31,6 +30,7 @@ from authserver.models import (
     ClientOrigin,
     RegistrationToken,
 )
+from authserver.store._db import Outcome, consume
 from authserver.store._db import autocommit as _autocommit
 
 #: Built once: every token request runs it, and building a statement (and its cache key)
@@ -125,11 +125,9 @@ def spend_registration_token(token_id: int) -> bool:
     or spent meanwhile. Two racing registrations cannot both take the last use: the second
     UPDATE waits for the first one's row lock (PostgreSQL) or the write lock (SQLite) and
     then finds ``uses < max_uses`` false. A rollback gives the use back."""
-    res = db.session.execute(
-        update(RegistrationToken)
-        .where(RegistrationToken.id == token_id, *_registration_token_usable(now()))
-        .values(uses=RegistrationToken.uses + 1))
-    return res.rowcount == 1
+    rt = RegistrationToken
+    return consume(rt, key=(rt.id == token_id,), live=_registration_token_usable(now()),
+                   values={"uses": rt.uses + 1}, commit=False) is Outcome.WON
 
 
 def revoke_registration_token(token_id: int) -> bool:

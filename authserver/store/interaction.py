@@ -25,6 +25,7 @@ from authserver.models import (
     LaunchContext,
     PendingAuthorization,
 )
+from authserver.store._db import Outcome, consume
 from authserver.store.authorization import revoke_user_client_grants
 
 
@@ -87,10 +88,13 @@ def get_pending(rid: str | None) -> PendingAuthorization | None:
 
 
 def bind_pending(row: PendingAuthorization, user_id: int) -> bool:
-    """Tie a parked request to the first user who continues it; False if it is another's."""
+    """Tie a parked request to the first user who continues it (a conditional UPDATE: of
+    two racing sign-ins one wins); False if it is another's."""
     if row.user_id is None:
-        row.user_id = user_id
-        db.session.commit()
+        pa = PendingAuthorization
+        consume(pa, key=(pa.id == row.id,), live=(pa.user_id.is_(None),),
+                values={"user_id": user_id})
+        db.session.refresh(row)
     return row.user_id == user_id
 
 
@@ -122,9 +126,7 @@ def find_launch(value: str) -> LaunchContext | None:
 
 def consume_launch(row: LaunchContext) -> bool:
     """Mark a launch context used, atomically; False if it was used meanwhile or expired."""
-    t = now()
-    res = db.session.execute(update(LaunchContext).where(
-        LaunchContext.id == row.id, LaunchContext.consumed_at.is_(None),
-        LaunchContext.expires_at > t).values(consumed_at=t))
-    db.session.commit()
-    return res.rowcount == 1
+    t, lc = now(), LaunchContext
+    return consume(lc, key=(lc.id == row.id,), live=(lc.consumed_at.is_(None),
+                                                     lc.expires_at > t),
+                   values={"consumed_at": t}) is Outcome.WON
