@@ -59,6 +59,7 @@ def check_database() -> None:
     init_instance()
 
 
+@store.transaction()
 def create_user(username: str, role: str, *, password: str | None = None,
                 fhir_user: str | None = None, name: str | None = None,
                 email: str | None = None) -> dict[str, Any]:
@@ -87,12 +88,13 @@ def create_user(username: str, role: str, *, password: str | None = None,
                 password_hash=passwords.hash_password(password) if password else None,
                 created_at=clock.now())
     db.session.add(user)
+    db.session.flush()  # the id, and a racing duplicate's IntegrityError, here
     audit.record("user.created", user_id=None, username=username, role=role)
-    db.session.commit()
     return {"id": user.id, "username": user.username, "role": user.role,
             "fhirUser": user.fhir_user}
 
 
+@store.transaction()
 def enrol_totp(username: str) -> dict[str, Any]:
     user = store.accounts.get_user_by_username(username)
     if user is None:
@@ -101,12 +103,12 @@ def enrol_totp(username: str) -> dict[str, Any]:
     user.totp_secret_enc = seal(secret, purpose=f"totp:{user.id}")
     user.totp_last_step = None
     audit.record("user.totp_enrolled", user_id=user.id)
-    db.session.commit()
     return {"secret": secret,
             "otpauth_uri": totp.provisioning_uri(secret, user.username,
                                                  current_app.config["TOTP_ISSUER"])}
 
 
+@store.transaction()
 def create_client(*, name: str, redirect_uris: list[str], scope: str = "",
                   auth_method: str | None = None, jwks: Any = None, jwks_uri: str | None = None,
                   grant_types: list[str] | None = None, launch_uris: list[str] | None = None,
@@ -134,7 +136,6 @@ def create_client(*, name: str, redirect_uris: list[str], scope: str = "",
         raise AdminError(f"{exc.error}: {exc.description}") from None
     audit.record("client.created", client_id=client.client_id,
                  via="cli" if verified else "portal", can_introspect=can_introspect)
-    db.session.commit()
     body = client_response(client, secret)
     if can_launch:
         body["can_launch"] = True
@@ -143,6 +144,7 @@ def create_client(*, name: str, redirect_uris: list[str], scope: str = "",
     return body
 
 
+@store.transaction()
 def create_resource_server(name: str) -> dict[str, Any]:
     try:
         client, secret = register_client(
@@ -152,10 +154,10 @@ def create_resource_server(name: str) -> dict[str, Any]:
     except RegistrationError as exc:
         raise AdminError(f"{exc.error}: {exc.description}") from None
     audit.record("resource_server.created", client_id=client.client_id)
-    db.session.commit()
     return {"client_id": client.client_id, "client_secret": secret, "client_name": name}
 
 
+@store.transaction()
 def create_launch(*, patient: str, encounter: str | None = None, fhir_context: Any = None,
                   need_patient_banner: bool = False, intent: str | None = None,
                   smart_style_url: str | None = None, tenant: str | None = None,
@@ -215,7 +217,6 @@ def create_launch(*, patient: str, encounter: str | None = None, fhir_context: A
         smart_style_url=smart_style_url or default_style_url(), tenant=tenant)
     audit.record("launch.created", client_id=created_by, user_id=user_id,
                  via="api" if created_by else "cli")
-    db.session.commit()
     return {"launch": value, "iss": aud, "expires_in": conf["LAUNCH_LIFETIME"]}
 
 
@@ -234,6 +235,7 @@ def _is_absolute_url(value: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+@store.transaction()
 def add_patient(patient_id: str, name: str, birth_date: str | None) -> dict[str, Any]:
     patient_id = identifiers.fhir_id(patient_id)
     if patient_id is None:
@@ -246,7 +248,6 @@ def add_patient(patient_id: str, name: str, birth_date: str | None) -> dict[str,
     row = db.session.get(Patient, patient_id) or Patient(id=patient_id)
     row.family, row.given, row.birth_date = family.strip(), given.strip(), birth_date
     db.session.add(row)
-    db.session.commit()
     return {"id": row.id, "name": row.display_name, "birthDate": row.birth_date}
 
 
@@ -283,6 +284,7 @@ def list_clients(owner_id: int | None = None) -> list[Any]:
     return list(db.session.scalars(stmt))
 
 
+@store.transaction()
 def set_client_enabled(client_id: str, enabled: bool, *, by: int) -> bool:
     """Enable or disable an app; disabling also ends every grant it holds."""
     from authserver.models import Client, Grant
@@ -295,7 +297,6 @@ def set_client_enabled(client_id: str, enabled: bool, *, by: int) -> bool:
         row.verified = True  # an administrator approved it
     audit.record("client.enabled" if enabled else "client.disabled", user_id=by,
                  client_id=client_id)
-    db.session.commit()
     if not enabled:
         ids = list(db.session.scalars(select(Grant.id).where(
             Grant.client_id == client_id, Grant.revoked_at.is_(None))))
@@ -351,6 +352,7 @@ def register_portal_app(owner: User, form: dict[str, Any]) -> dict[str, Any]:
                          launch_uris=launch, owner_id=owner.id, verified=False)
 
 
+@store.transaction()
 def set_client_introspect(client_id: str, allowed: bool, *, by: int | None = None
                           ) -> dict[str, Any]:
     """Give or take an app's permission to introspect other clients' tokens (an
@@ -367,10 +369,10 @@ def set_client_introspect(client_id: str, allowed: bool, *, by: int | None = Non
         row.verified = True
     audit.record("client.introspect_allowed" if allowed else "client.introspect_denied",
                  user_id=by, client_id=client_id)
-    db.session.commit()
     return {"client_id": row.client_id, "can_introspect": row.can_introspect}
 
 
+@store.transaction()
 def set_client_pre_approved(client_id: str, approved: bool, *, by: int | None = None
                             ) -> dict[str, Any]:
     """Let clinicians' EHR launches of an app skip the consent page (or not). Patients
@@ -386,7 +388,6 @@ def set_client_pre_approved(client_id: str, approved: bool, *, by: int | None = 
         row.verified = True
     audit.record("client.pre_approved" if approved else "client.pre_approval_withdrawn",
                  user_id=by, client_id=client_id)
-    db.session.commit()
     return {"client_id": row.client_id, "pre_approved": row.pre_approved}
 
 
@@ -396,6 +397,7 @@ REGISTRATION_TOKEN_MAX_LIFETIME = 90 * 24 * 3600
 REGISTRATION_TOKEN_MAX_USES = 10_000
 
 
+@store.transaction()
 def create_registration_token(*, uses: int = 1, lifetime: int = REGISTRATION_TOKEN_LIFETIME,
                               note: str | None = None) -> dict[str, Any]:
     """An RFC 7591 initial access token for ``POST /register``: ``uses`` registrations
@@ -411,16 +413,15 @@ def create_registration_token(*, uses: int = 1, lifetime: int = REGISTRATION_TOK
     db.session.flush()
     audit.record("registration_token.created", token_id=row.id, uses=uses,
                  expires_at=row.expires_at)
-    db.session.commit()
     return {"registration_token": token, "expires_at": row.expires_at, "uses": uses,
             "id": row.id}
 
 
+@store.transaction()
 def revoke_registration_token(token_id: int) -> dict[str, Any]:
     if not store.clients.revoke_registration_token(token_id):
         raise AdminError(f"no registration token {token_id}")
     audit.record("registration_token.revoked", token_id=token_id)
-    db.session.commit()
     return {"id": token_id, "revoked": True}
 
 
@@ -428,6 +429,7 @@ def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.username)))
 
 
+@store.transaction()
 def set_user_enabled(user_id: int, enabled: bool, *, by: int) -> bool:
     user = db.session.get(User, user_id)
     if user is None or user.id == by:
@@ -435,7 +437,6 @@ def set_user_enabled(user_id: int, enabled: bool, *, by: int) -> bool:
     user.disabled = not enabled
     audit.record("user.enabled" if enabled else "user.disabled", user_id=by,
                  target=user.username)
-    db.session.commit()
     if not enabled:
         from sqlalchemy import update
 
@@ -444,7 +445,6 @@ def set_user_enabled(user_id: int, enabled: bool, *, by: int) -> bool:
         db.session.execute(update(UserSession).where(UserSession.user_id == user.id,
                                                      UserSession.ended_at.is_(None))
                            .values(ended_at=clock.now()))
-        db.session.commit()
     return True
 
 

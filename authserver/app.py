@@ -43,10 +43,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         n = conf["TRUST_PROXY"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from authserver import ratelimit
+    from authserver import ratelimit, store
     from authserver.extensions import csrf, db, migrate
 
     db.init_app(app)
+    store.init_app(app)  # the unit of work's guard
     if conf["DATABASE_URL"].startswith("sqlite"):
         with app.app_context():
             _sqlite_pragmas(db.engine)

@@ -157,6 +157,8 @@ def live(template_db: dict, tmp_path: Path, live_config: dict) -> Iterator[dict]
     finally:
         server.shutdown()
         server.server_close()
+        # The store's rule: every write a request made was committed by a unit of work.
+        assert app.extensions["store.uncommitted"] == [], app.extensions["store.uncommitted"]
         with app.app_context():
             from authserver.extensions import db
 

@@ -15,7 +15,6 @@ from flask import current_app, g, session
 from authserver import audit, clock, ratelimit, store
 from authserver.auth import passwords, totp
 from authserver.auth.secrets_box import unseal
-from authserver.extensions import db
 from authserver.models import User, UserSession
 
 __all__ = [
@@ -54,6 +53,7 @@ class SignInLocked(Exception):
         self.until = until
 
 
+@store.transaction()
 def check_password(username: str, password: str) -> User | None:
     """The user if the password is right; None otherwise, in about the same time whether
     or not the username exists. Rehashes when the hashing parameters changed.
@@ -73,12 +73,10 @@ def check_password(username: str, password: str) -> User | None:
         if attempt.last:
             audit.record("login.password_locked", user_id=user.id if user else None,
                          until=int(attempt.until or clock.now()))
-        db.session.commit()
         return None
     ratelimit.password_accepted(name)
     if rehash:
         user.password_hash = passwords.hash_password(password)
-        db.session.commit()
     return user
 
 
@@ -144,12 +142,12 @@ def _lock_after_too_many(user: User, t: int) -> int | None:
     lockouts = user.totp_lockouts or 0
     seconds = min(conf["TOTP_LOCKOUT_SECONDS"] * 2 ** min(lockouts, 32),
                   MAX_TOTP_LOCKOUT_SECONDS)
-    won = store.accounts.lock_totp(user.id, lockouts, t + seconds, t)
-    if won:
-        audit.record("login.totp_locked", user_id=user.id, until=t + seconds,
-                     seconds=seconds, lockout=lockouts + 1)
-    db.session.commit()
-    db.session.expire(user)
+    with store.transaction():
+        won = store.accounts.lock_totp(user.id, lockouts, t + seconds, t)
+        if won:
+            audit.record("login.totp_locked", user_id=user.id, until=t + seconds,
+                         seconds=seconds, lockout=lockouts + 1)
+    store.accounts.reload(user)
     # Lost the race: another request locked it first (or a sign-in just ended the run, and
     # then nothing is locked).
     return t + seconds if won else totp_locked_until(user, t)
@@ -175,8 +173,8 @@ def verify_totp(user: User, code: str, now: datetime | None = None) -> TotpOutco
         step = totp.verify(secret, code if isinstance(code, str) else "",
                            now or datetime.now(UTC), user.totp_last_step)
     if step is None:
-        audit.record("login.totp_failed", user_id=user.id)
-        db.session.commit()
+        with store.transaction():  # counted at once: racing sign-ins see each other's
+            audit.record("login.totp_failed", user_id=user.id)
         if _lock_after_too_many(user, t) is not None:
             session.clear()  # this sign-in is spent too
             return TotpOutcome.LOCKED
@@ -186,12 +184,13 @@ def verify_totp(user: User, code: str, now: datetime | None = None) -> TotpOutco
         return TotpOutcome.WRONG
     # Conditional update: two racing submissions of the same code cannot both pass, and a
     # lockout that landed meanwhile wins over the code.
-    accepted = store.accounts.accept_totp_step(user.id, step, t)
-    db.session.commit()
-    db.session.expire(user)
+    with store.transaction():
+        accepted = store.accounts.accept_totp_step(user.id, step, t)
+    store.accounts.reload(user)
     return TotpOutcome.OK if accepted else TotpOutcome.WRONG
 
 
+@store.transaction()
 def sign_in(user: User) -> UserSession:
     """Start a fresh session (a new id and cookie: no fixation)."""
     session.clear()
@@ -200,16 +199,15 @@ def sign_in(user: User) -> UserSession:
     session.permanent = True
     g.auth_session = row
     audit.record("login.succeeded", user_id=user.id)
-    db.session.commit()
     return row
 
 
+@store.transaction()
 def sign_out() -> None:
     row = current_session()
     if row is not None:
         store.accounts.end_session(row.id)
         audit.record("logout", user_id=row.user_id)
-        db.session.commit()
     session.clear()
     g.pop("auth_session", None)
 
@@ -253,16 +251,13 @@ def confirm_enrolment(user: User, code: str, now: datetime | None = None) -> boo
         return False
     # Conditional update: a second enrolment page (say, an attacker who also has the password
     # and opened it earlier) can never replace a secret the user has already confirmed.
-    res = db.session.execute(
-        User.__table__.update()
-        .where(User.id == user.id, User.totp_secret_enc.is_(None))
-        .values(totp_secret_enc=seal(secret, purpose=f"totp:{user.id}"), totp_last_step=step))
-    if res.rowcount != 1:
-        db.session.rollback()
-        db.session.expire(user)
+    with store.transaction():
+        won = store.accounts.enrol_totp_once(user.id, seal(secret, purpose=f"totp:{user.id}"),
+                                             step)
+        if won:
+            audit.record("user.totp_enrolled", user_id=user.id)
+    store.accounts.reload(user)
+    if not won:
         return False
-    audit.record("user.totp_enrolled", user_id=user.id)
-    db.session.commit()
-    db.session.expire(user)
     session.pop("enrol_secret", None)
     return True

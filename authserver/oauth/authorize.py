@@ -24,7 +24,6 @@ from authlib.oidc.core.errors import (
 from flask import current_app
 
 from authserver import audit, clock, digests, policy, store
-from authserver.extensions import db
 from authserver.models import PendingAuthorization, User, UserSession
 from authserver.oauth.grants import Authorization
 from authserver.oauth.launch import quote_param
@@ -91,6 +90,7 @@ def _session_mark(sess: UserSession | None) -> str | None:
     return f"sid:{digests.sha256_hex(sess.id)}" if sess is not None else None
 
 
+@store.transaction()
 def begin(values: Any, sess: UserSession | None = None) -> Step:
     """A new /authorize request (GET query or POST form): validate and park it. ``sess`` is
     the sign-in the browser already has, if any."""
@@ -102,8 +102,8 @@ def begin(values: Any, sess: UserSession | None = None) -> Step:
         return _error_step(req, error)
     params = {k: values.get(k) for k in KNOWN_PARAMS if values.get(k) is not None}
     rid = store.interaction.park_request(grant.client.client_id, params,
-                               current_app.config["PENDING_AUTHORIZATION_LIFETIME"],
-                               note=_session_mark(sess))
+                                         current_app.config["PENDING_AUTHORIZATION_LIFETIME"],
+                                         note=_session_mark(sess))
     return Step("login", location=f"/authorize/continue?req={rid}")
 
 
@@ -261,6 +261,7 @@ def _sign_in_step(rid: str) -> Step:
         {"next": f"/authorize/continue?req={rid}"}))
 
 
+@store.transaction()
 def signed_out(rid: str) -> Step:
     """/authorize/continue without a signed-in user: the sign-in page, or for
     ``prompt=none`` (OIDC Core §3.1.2.6) ``login_required`` sent back to the app."""
@@ -275,6 +276,7 @@ def signed_out(rid: str) -> Step:
     return _sign_in_step(rid)
 
 
+@store.transaction()
 def resume(rid: str, user: User, sess: UserSession) -> Step:
     """Continue a parked request for the signed-in user."""
     pending = store.interaction.get_pending(rid)
@@ -346,6 +348,7 @@ def _remembered(consent: Any, items: list[ConsentItem], prompts: set[str]) -> li
                                                         consent.scope))
 
 
+@store.transaction()
 def choose_patient(rid: str, user: User, patient_id: str) -> Step | None:
     """Record the picker's choice; an error Step when it is not a known patient."""
     refused = picker_check(rid, user)
@@ -356,10 +359,10 @@ def choose_patient(rid: str, user: User, patient_id: str) -> Step | None:
         return Step("error_page", title="Unknown patient",
                     message="Choose a patient from the list.")
     pending.patient = patient_id
-    db.session.commit()
     return None
 
 
+@store.transaction()
 def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[str]) -> Step:
     """The consent form was submitted: allow (with the ticked scopes) or deny."""
     pending = store.interaction.get_pending(rid)
@@ -390,7 +393,7 @@ def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[
                                                            grant=grant)
         return Step("redirect", location=resp.headers["Location"])
     store.interaction.save_consent(user.id, pending.client_id, format_scopes(granted),
-                         " ".join(i.value for i in items))
+                                   " ".join(i.value for i in items))
     audit.record("consent.granted", user_id=user.id, client_id=pending.client_id,
                  scope=format_scopes(granted))
     return _issue(grant, req, pending, user, sess, granted, ctx)
@@ -405,5 +408,4 @@ def _issue(grant: Any, req: OAuth2Request, pending: PendingAuthorization, user: 
                         launch_row=grant.request.smart.launch)
     resp = authorization.create_authorization_response(request=req, grant_user=who, grant=grant)
     store.interaction.drop_pending(pending)
-    db.session.commit()
     return Step("redirect", location=resp.headers["Location"])

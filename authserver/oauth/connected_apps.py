@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 
 from authserver import audit, store
-from authserver.extensions import db
 from authserver.smart.scopes import ScopeError, describe, parse_scope
 
 __all__ = ["ConnectedApp", "connected_apps", "revoke_app"]
@@ -67,9 +66,11 @@ def connected_apps(user_id: int) -> list[ConnectedApp]:
     return apps
 
 
+@store.transaction()
 def revoke_app(user_id: int, client_id: str) -> bool:
     """End the user's consent for the app and every token of the app for the user, at once
-    (a revoked grant fails introspection on every worker). False if there was nothing."""
+    and together (one unit of work: a revoked grant fails introspection on every worker).
+    False if there was nothing."""
     if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         return False
     known = store.interaction.get_consent(user_id, client_id) is not None or \
@@ -78,5 +79,4 @@ def revoke_app(user_id: int, client_id: str) -> bool:
         return False
     store.interaction.revoke_consent(user_id, client_id)
     audit.record("consent.revoked", user_id=user_id, client_id=client_id, via="account")
-    db.session.commit()
     return True

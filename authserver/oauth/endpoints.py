@@ -47,7 +47,6 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import current_app
 
 from authserver import audit, clock, keys, store
-from authserver.extensions import db
 from authserver.models import RefreshToken
 from authserver.oauth import keystore
 from authserver.oauth.clients import OAuthClient
@@ -442,8 +441,10 @@ class SmartRevocationEndpoint(RevocationEndpoint):
             return None
         return _Revocable("refresh_token", row.client_id, refresh=row)
 
+    @store.transaction()
     def revoke_token(self, token: _Revocable, request: Any) -> None:
-        # Recorded first, so that the revocation's own commit carries it (one commit).
+        # Recorded first, so that an access token's revocation (a unique INSERT that
+        # commits on its own, like a jti) carries it.
         audit.record("token.revoked", client_id=token.client_id, kind=token.kind)
         if token.kind == "access_token":
             store.authorization.revoke_access_token(token.jti, token.expires_at)
@@ -451,4 +452,3 @@ class SmartRevocationEndpoint(RevocationEndpoint):
             # RFC 7009 §2.1: revoking a refresh token "SHOULD also invalidate all access
             # tokens based on the same authorization grant" -- the whole grant ends.
             store.authorization.revoke_refresh_token(token.refresh)
-        db.session.commit()  # the audit row, when the token was already revoked

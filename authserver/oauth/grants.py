@@ -23,7 +23,6 @@ from authlib.oauth2.rfc6749.errors import (
 from flask import current_app, g
 
 from authserver import clock, policy, store
-from authserver.extensions import db
 from authserver.models import AuthorizationCode, User
 from authserver.oauth.launch import quote_param
 from authserver.oauth.tokens import issue_tokens
@@ -139,19 +138,19 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         code: AuthorizationCode = self.request.authorization_code
         client = self.request.client
         refresh, refresh_exp, session_id = _refresh_policy(client, code.scope, code.session_id)
-        grant = store.authorization.create_grant(
-            client_id=client.client_id, user_id=user.id, session_id=session_id,
-            scope=code.scope, aud=code.aud, context=dict(code.context or {}),
-            expires_at=clock.now())
-        token = issue_tokens(client=client.row, grant=grant, scope=code.scope, user=user,
-                             include_refresh=refresh, refresh_expires_at=refresh_exp,
-                             nonce=code.nonce, auth_time=code.auth_time)
-        if not store.authorization.attach_grant_to_code(code.id, grant.id):
-            # A second redemption of this code came in while this one was issuing: RFC 6749
-            # §4.1.2 "the authorization server MUST deny the request" — both lose.
-            db.session.rollback()
-            raise InvalidGrantError("'code' was used more than once")
-        db.session.commit()
+        with store.transaction():  # the grant, its refresh token and the code's mark, whole
+            grant = store.authorization.create_grant(
+                client_id=client.client_id, user_id=user.id, session_id=session_id,
+                scope=code.scope, aud=code.aud, context=dict(code.context or {}),
+                expires_at=clock.now())
+            token = issue_tokens(client=client.row, grant=grant, scope=code.scope, user=user,
+                                 include_refresh=refresh, refresh_expires_at=refresh_exp,
+                                 nonce=code.nonce, auth_time=code.auth_time)
+            if not store.authorization.attach_grant_to_code(code.id, grant.id):
+                # A second redemption of this code came in while this one was issuing:
+                # RFC 6749 §4.1.2 "the authorization server MUST deny the request" — both
+                # lose (the block rolls back: nothing of this one is kept).
+                raise InvalidGrantError("'code' was used more than once")
         return token
 
     def save_token(self, token: dict) -> None:
@@ -264,8 +263,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         # RFC 6749 §6: "the refresh token scope MUST be identical to that of the refresh
         # token included by the client in the request" — a narrowed `scope` narrows only
         # the access token.
-        token = issue_tokens(client=client.row, grant=grant, scope=scope, user=user,
-                             include_refresh=refresh, refresh_expires_at=refresh_exp,
-                             refresh_scope=row.scope)
-        db.session.commit()
+        with store.transaction():
+            token = issue_tokens(client=client.row, grant=grant, scope=scope, user=user,
+                                 include_refresh=refresh, refresh_expires_at=refresh_exp,
+                                 refresh_scope=row.scope)
         return 200, token, self.TOKEN_RESPONSE_HEADER

@@ -29,7 +29,8 @@ from authserver.store import (
     jti,
     registry,
 )
-from authserver.store._db import Outcome, consume, database_reachable, transaction
+from authserver.store._db import Outcome, consume, database_reachable, init_app, transaction
 
 __all__ = ["Outcome", "accounts", "audit", "authorization", "clients", "consume",
-           "database_reachable", "interaction", "jti", "registry", "transaction"]
+           "database_reachable", "init_app", "interaction", "jti", "registry",
+           "transaction"]

@@ -49,13 +49,12 @@ def transaction() -> Iterator[None]:
     token = _depth.set(depth + 1)
     try:
         yield
+        if depth == 0:
+            db.session.commit()
     except BaseException:
         if depth == 0:
             db.session.rollback()
         raise
-    else:
-        if depth == 0:
-            db.session.commit()
     finally:
         _depth.reset(token)
 
@@ -94,3 +93,26 @@ def consume(model: Any, *, key: tuple[Any, ...], live: tuple[Any, ...],
     found = db.session.execute(select(model.__table__.c[model.__mapper__.primary_key[0].key])
                                .where(*key, *spent).limit(1)).first()
     return Outcome.REPLAYED if found is not None else Outcome.GONE
+
+
+def init_app(app: Any) -> None:
+    """The unit of work's guard: a request that ends with writes no :func:`transaction`
+    committed has lost them (the session is discarded). That is a bug; it is logged, and in
+    tests recorded in ``app.extensions["store.uncommitted"]`` for the suite to fail on."""
+    import logging
+
+    from flask import request
+
+    log = logging.getLogger("authserver.store")
+    app.extensions["store.uncommitted"] = []
+
+    @app.teardown_request
+    def _writes_left_uncommitted(exc: BaseException | None) -> None:
+        session = db.session
+        if exc is None and (session.new or session.dirty or session.deleted):
+            names = sorted({type(o).__name__ for o in (*session.new, *session.dirty,
+                                                        *session.deleted)})
+            log.error("%s %s ended with uncommitted writes (%s): dropped",
+                      request.method, request.path, ", ".join(names))
+            app.extensions["store.uncommitted"].append(f"{request.method} {request.path} "
+                                                       f"{names}")

@@ -54,7 +54,6 @@ def start_session(user: User, lifetime: int) -> UserSession:
     t = now()
     row = UserSession(id=new_secret(24), user_id=user.id, auth_time=t, expires_at=t + lifetime)
     db.session.add(row)
-    db.session.commit()
     return row
 
 
@@ -64,7 +63,6 @@ def end_session(session_id: str | None) -> None:
     db.session.execute(update(UserSession).where(UserSession.id == session_id,
                                                  UserSession.ended_at.is_(None))
                        .values(ended_at=now()))
-    db.session.commit()
 
 
 def get_session(session_id: str | None) -> UserSession | None:
@@ -106,3 +104,19 @@ def lock_totp(user_id: int, lockouts: int, until: int, t: int) -> bool:
                    live=(_totp_open(t), func.coalesce(User.totp_lockouts, 0) == lockouts),
                    values={"totp_locked_until": until, "totp_lockouts": lockouts + 1},
                    commit=False) is Outcome.WON
+
+
+def enrol_totp_once(user_id: int, sealed_secret: bytes, step: int) -> bool:
+    """Save a confirmed TOTP secret (and the step that confirmed it) unless the account has
+    one already: a second enrolment page (say, an attacker who also has the password and
+    opened it earlier) can never replace a secret the user confirmed. False: it had one.
+    In the caller's unit of work."""
+    return consume(User, key=(User.id == user_id,), live=(User.totp_secret_enc.is_(None),),
+                   values={"totp_secret_enc": sealed_secret, "totp_last_step": step},
+                   commit=False) is Outcome.WON
+
+
+def reload(user: User) -> None:
+    """Forget what was loaded of ``user``: the next attribute read sees the database (after
+    a conditional UPDATE that did not go through the object)."""
+    db.session.expire(user)

@@ -46,10 +46,9 @@ from authserver.store.accounts import session_is_live
 
 
 def save_code(code: str, **fields: Any) -> AuthorizationCode:
-    """Store a code by its SHA-256 (never the code) and commit."""
+    """Store a code by its SHA-256 (never the code)."""
     row = AuthorizationCode(code_hash=sha256_hex(code), created_at=now(), **fields)
     db.session.add(row)
-    db.session.commit()
     return row
 
 
@@ -93,6 +92,7 @@ def revoke_grant_of_code(code: str) -> None:
         db.session.refresh(row)
     if row.grant_id and row.grant_id != CODE_REPLAYED:
         revoke_grant(row.grant_id)
+        db.session.commit()  # a replay's verdict is final, whatever the request does next
 
 
 def attach_grant_to_code(code_id: int, grant_id: str) -> bool:
@@ -126,14 +126,13 @@ def touch_grant(grant: Grant, expires_at: int) -> None:
 
 
 def revoke_grant(grant_id: str) -> None:
-    """End a grant and every token of it at once (idempotent); commits."""
+    """End a grant and every token of it at once (idempotent)."""
     t = now()
     db.session.execute(update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None))
                        .values(revoked_at=t))
     db.session.execute(update(RefreshToken).where(RefreshToken.grant_id == grant_id,
                                                   RefreshToken.revoked_at.is_(None))
                        .values(revoked_at=t))
-    db.session.commit()
 
 
 def revoke_user_client_grants(user_id: int, client_id: str) -> int:
@@ -208,6 +207,7 @@ def rotate_refresh_token(token: str, client_id: str) -> RefreshToken | None:
         return row
     if outcome is Outcome.REPLAYED:
         revoke_grant(row.grant_id)
+        db.session.commit()  # a replay's verdict is final, whatever the request does next
     return None
 
 

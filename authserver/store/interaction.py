@@ -37,7 +37,7 @@ def get_consent(user_id: int, client_id: str) -> Consent | None:
 
 
 def save_consent(user_id: int, client_id: str, scope: str, requested: str) -> Consent:
-    """Record what the user granted (replacing an earlier or revoked consent); commits."""
+    """Record what the user granted (replacing an earlier or revoked consent)."""
     t = now()
     row = db.session.scalars(select(Consent).where(
         Consent.user_id == user_id, Consent.client_id == client_id)).first()
@@ -49,17 +49,15 @@ def save_consent(user_id: int, client_id: str, scope: str, requested: str) -> Co
         if row.revoked_at is not None:
             row.created_at = t
         row.scope, row.requested, row.updated_at, row.revoked_at = scope, requested, t, None
-    db.session.commit()
     return row
 
 
 def revoke_consent(user_id: int, client_id: str) -> None:
-    """End the consent and every grant of that app for that user, at once; commits."""
+    """End the consent and every grant of that app for that user, at once."""
     t = now()
     db.session.execute(update(Consent).where(Consent.user_id == user_id,
                                              Consent.client_id == client_id)
                        .values(revoked_at=t))
-    db.session.commit()
     revoke_user_client_grants(user_id, client_id)
 
 
@@ -75,7 +73,6 @@ def park_request(client_id: str, params: dict[str, str], lifetime: int,
     t = now()
     db.session.add(PendingAuthorization(id=rid, client_id=client_id, params=params,
                                         note=note, created_at=t, expires_at=t + lifetime))
-    db.session.commit()
     return rid
 
 
@@ -100,7 +97,6 @@ def bind_pending(row: PendingAuthorization, user_id: int) -> bool:
 
 def drop_pending(row: PendingAuthorization) -> None:
     db.session.delete(row)
-    db.session.commit()
 
 
 def create_launch(lifetime: int, **fields: Any) -> str:
@@ -109,7 +105,6 @@ def create_launch(lifetime: int, **fields: Any) -> str:
     t = now()
     db.session.add(LaunchContext(launch_hash=sha256_hex(value), created_at=t,
                                  expires_at=t + lifetime, **fields))
-    db.session.commit()
     return value
 
 
