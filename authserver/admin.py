@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from authserver import audit, clock, identifiers, store
 from authserver.auth import passwords, totp
 from authserver.auth.secrets_box import seal
-from authserver.extensions import db
-from authserver.models import Patient, User
+from authserver.models import User
 from authserver.oauth import keystore
 from authserver.oauth.registration import (
     RegistrationError,
@@ -81,14 +79,13 @@ def create_user(username: str, role: str, *, password: str | None = None,
         if problem:
             raise AdminError(f"password: {problem}")
     key = identifiers.username_key(username)
-    if db.session.scalars(select(User).where(User.username_key == key)).first():
+    if store.accounts.find_username(username) is not None:
         raise AdminError(f"user {username!r} already exists")
     user = User(username=username, username_key=key, role=role, fhir_user=fhir_user,
                 name=name, email=email,
                 password_hash=passwords.hash_password(password) if password else None,
                 created_at=clock.now())
-    db.session.add(user)
-    db.session.flush()  # the id, and a racing duplicate's IntegrityError, here
+    store.accounts.add_user(user)
     audit.record("user.created", user_id=None, username=username, role=role)
     return {"id": user.id, "username": user.username, "role": user.role,
             "fhirUser": user.fhir_user}
@@ -245,9 +242,7 @@ def add_patient(patient_id: str, name: str, birth_date: str | None) -> dict[str,
     family, _, given = (name or "").partition(",")
     if not family.strip():
         raise AdminError('--name must be "Family, Given"')
-    row = db.session.get(Patient, patient_id) or Patient(id=patient_id)
-    row.family, row.given, row.birth_date = family.strip(), given.strip(), birth_date
-    db.session.add(row)
+    row = store.registry.put_patient(patient_id, family.strip(), given.strip(), birth_date)
     return {"id": row.id, "name": row.display_name, "birthDate": row.birth_date}
 
 
@@ -276,20 +271,13 @@ def database_error(exc: SQLAlchemyError) -> AdminError:
 # ---- pages: the developer portal and the admin console ------------------------------
 
 def list_clients(owner_id: int | None = None) -> list[Any]:
-    from authserver.models import Client
-
-    stmt = select(Client).where(Client.kind == "app").order_by(Client.created_at.desc())
-    if owner_id is not None:
-        stmt = stmt.where(Client.owner_id == owner_id)
-    return list(db.session.scalars(stmt))
+    return store.clients.list_apps(owner_id)
 
 
 @store.transaction()
 def set_client_enabled(client_id: str, enabled: bool, *, by: int) -> bool:
     """Enable or disable an app; disabling also ends every grant it holds."""
-    from authserver.models import Client, Grant
-
-    row = db.session.scalars(select(Client).where(Client.client_id == client_id)).first()
+    row = store.clients.any_client(client_id)
     if row is None:
         return False
     row.disabled = not enabled
@@ -298,10 +286,7 @@ def set_client_enabled(client_id: str, enabled: bool, *, by: int) -> bool:
     audit.record("client.enabled" if enabled else "client.disabled", user_id=by,
                  client_id=client_id)
     if not enabled:
-        ids = list(db.session.scalars(select(Grant.id).where(
-            Grant.client_id == client_id, Grant.revoked_at.is_(None))))
-        for gid in ids:
-            store.authorization.revoke_grant(gid)
+        store.authorization.revoke_client_grants(client_id)
     return True
 
 
@@ -358,10 +343,7 @@ def set_client_introspect(client_id: str, allowed: bool, *, by: int | None = Non
     """Give or take an app's permission to introspect other clients' tokens (an
     administrator's act: it also marks the app verified). Takes effect at the next
     /introspect call of the app, its tokens included."""
-    from authserver.models import Client
-
-    row = db.session.scalars(select(Client).where(Client.client_id == client_id)).first() \
-        if isinstance(client_id, str) and client_id else None
+    row = store.clients.any_client(client_id)
     if row is None or row.kind != "app":
         raise AdminError(f"no app {client_id!r}")
     row.can_introspect = allowed
@@ -377,10 +359,7 @@ def set_client_pre_approved(client_id: str, approved: bool, *, by: int | None = 
                             ) -> dict[str, Any]:
     """Let clinicians' EHR launches of an app skip the consent page (or not). Patients
     always see the page. An administrator's act: it also marks the app verified."""
-    from authserver.models import Client
-
-    row = db.session.scalars(select(Client).where(Client.client_id == client_id)).first() \
-        if isinstance(client_id, str) and client_id else None
+    row = store.clients.any_client(client_id)
     if row is None or row.kind != "app":
         raise AdminError(f"no app {client_id!r}")
     row.pre_approved = approved
@@ -409,8 +388,7 @@ def create_registration_token(*, uses: int = 1, lifetime: int = REGISTRATION_TOK
     if note is not None and len(note) > 255:
         raise AdminError("--note must be at most 255 characters")
     token, row = store.clients.create_registration_token(lifetime=lifetime, max_uses=uses,
-                                                   note=note)
-    db.session.flush()
+                                                         note=note)
     audit.record("registration_token.created", token_id=row.id, uses=uses,
                  expires_at=row.expires_at)
     return {"registration_token": token, "expires_at": row.expires_at, "uses": uses,
@@ -426,30 +404,21 @@ def revoke_registration_token(token_id: int) -> dict[str, Any]:
 
 
 def list_users() -> list[User]:
-    return list(db.session.scalars(select(User).order_by(User.username)))
+    return store.accounts.all_users()
 
 
 @store.transaction()
 def set_user_enabled(user_id: int, enabled: bool, *, by: int) -> bool:
-    user = db.session.get(User, user_id)
+    user = store.accounts.any_user(user_id)
     if user is None or user.id == by:
         return False  # an admin cannot lock themselves out
     user.disabled = not enabled
     audit.record("user.enabled" if enabled else "user.disabled", user_id=by,
                  target=user.username)
     if not enabled:
-        from sqlalchemy import update
-
-        from authserver.models import UserSession
-
-        db.session.execute(update(UserSession).where(UserSession.user_id == user.id,
-                                                     UserSession.ended_at.is_(None))
-                           .values(ended_at=clock.now()))
+        store.accounts.end_sessions_of(user.id)
     return True
 
 
 def recent_audit(limit: int = 200) -> list[Any]:
-    from authserver.models import AuditEvent
-
-    return list(db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())
-                                   .limit(limit)))
+    return store.audit.recent(limit)

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, has_request_context, request
 
-from authserver.extensions import db
+from authserver import store
 from authserver.models import AuditEvent
 
 __all__ = ["record", "init_app"]
@@ -20,11 +20,11 @@ _FORBIDDEN = {"password", "code", "token", "access_token", "refresh_token", "cli
 def record(
     event: str, *, user_id: int | None = None, client_id: str | None = None, **detail: Any
 ) -> None:
-    """Add an audit row to the current transaction (the caller commits)."""
+    """Add an audit row to the current unit of work (:func:`authserver.store.transaction`)."""
     clean = {k: v for k, v in detail.items() if k not in _FORBIDDEN}
     ip = request.remote_addr if has_request_context() else None
-    db.session.add(AuditEvent(at=int(time.time()), event=event, user_id=user_id,
-                              client_id=client_id, ip=ip, detail=clean))
+    store.audit.add_event(AuditEvent(at=int(time.time()), event=event, user_id=user_id,
+                                     client_id=client_id, ip=ip, detail=clean))
 
 
 def init_app(app: Flask) -> None:  # noqa: ARG001 - symmetry with the other features

@@ -27,11 +27,9 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from authserver import admin, audit, clock, digests, identifiers, store
-from authserver.extensions import db
 from authserver.models import Invitation, User
 from authserver.models.users import ROLES
 
@@ -111,16 +109,17 @@ def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | N
     row = Invitation(token_hash=digests.sha256_hex(token), email=email, role=role,
                      fhir_user=fhir_user, name=name, invited_by=inviter.id, created_at=t,
                      expires_at=t + conf["INVITATION_LIFETIME"])
-    db.session.add(row)
-    db.session.commit()  # not held open during the SMTP conversation
+    with store.transaction():  # committed: no transaction is held open while mail is sent
+        store.accounts.add_invitation(row)
     try:
         _send(_message(row, token, inviter))
     except MailError:
-        db.session.delete(row)
-        db.session.commit()
+        with store.transaction():
+            store.accounts.delete_invitation(row)
         raise
-    audit.record("user.invited", user_id=inviter.id, invitation=row.id, email=email, role=role)
-    db.session.commit()
+    with store.transaction():
+        audit.record("user.invited", user_id=inviter.id, invitation=row.id, email=email,
+                     role=role)
     return {"id": row.id, "email": row.email, "role": row.role, "fhirUser": row.fhir_user,
             "expires_at": row.expires_at}
 
@@ -193,8 +192,7 @@ def find(token: str) -> Invitation | None:
     already accepted (the four are not told apart)."""
     if not isinstance(token, str) or not _TOKEN.fullmatch(token):
         return None
-    row = db.session.scalars(select(Invitation).where(
-        Invitation.token_hash == digests.sha256_hex(token))).first()
+    row = store.accounts.invitation_by_hash(digests.sha256_hex(token))
     if row is None or row.accepted_at is not None or row.expires_at <= clock.now():
         return None
     return row
@@ -219,29 +217,21 @@ def accept(token: str, username: str, password: str) -> User:
     row = find(token)
     if row is None:
         raise InvalidInvitation()
-    t = clock.now()
-    inv = Invitation
-    if store.consume(inv, key=(inv.id == row.id,),
-                     live=(inv.accepted_at.is_(None), inv.expires_at > t),
-                     values={"accepted_at": t}, commit=False) is not store.Outcome.WON:
-        db.session.rollback()
-        raise InvalidInvitation()
     role, fhir_user, name, email = row.role, row.fhir_user, row.name, row.email
-    try:  # create_user commits: the UPDATE above and the new user land together
-        created = admin.create_user(username if isinstance(username, str) else "", role,
-                                    password=password if isinstance(password, str) else "",
-                                    fhir_user=fhir_user, name=name, email=email)
-    except admin.AdminError as exc:
-        db.session.rollback()
-        raise InvitationError(_friendly(str(exc))) from None
-    except IntegrityError:  # the same username taken by a racing request
-        db.session.rollback()
-        raise InvitationError(f"The username {username!r} is taken") from None
-    db.session.execute(update(Invitation).where(Invitation.id == row.id)
-                       .values(accepted_user_id=created["id"]))
-    audit.record("user.invitation_accepted", user_id=created["id"], invitation=row.id,
-                 role=role)
-    db.session.commit()
+    with store.transaction():  # the spent link and the new user land together, or neither
+        if not store.accounts.spend_invitation(row.id, clock.now()):
+            raise InvalidInvitation()
+        try:
+            created = admin.create_user(username if isinstance(username, str) else "", role,
+                                        password=password if isinstance(password, str) else "",
+                                        fhir_user=fhir_user, name=name, email=email)
+        except admin.AdminError as exc:
+            raise InvitationError(_friendly(str(exc))) from None
+        except IntegrityError:  # the same username taken by a racing request
+            raise InvitationError(f"The username {username!r} is taken") from None
+        store.accounts.set_invitation_user(row.id, created["id"])
+        audit.record("user.invitation_accepted", user_id=created["id"], invitation=row.id,
+                     role=role)
     user = store.accounts.get_user(created["id"])
     assert user is not None
     return user
@@ -291,9 +281,4 @@ def redact_invite_links_in_logs() -> None:
 
 def pending(limit: int = 100) -> list[Invitation]:
     """Invitations not yet accepted and not expired, newest first (for the admin page)."""
-    from sqlalchemy import select
-
-    return list(db.session.scalars(
-        select(Invitation).where(Invitation.accepted_at.is_(None),
-                                 Invitation.expires_at > clock.now())
-        .order_by(Invitation.created_at.desc()).limit(limit)))
+    return store.accounts.pending_invitations(clock.now(), limit)

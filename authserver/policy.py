@@ -12,11 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
-from authserver import audit, clock, identifiers
-from authserver.extensions import db
-from authserver.models import ScopePolicy, User
+from authserver import audit, clock, identifiers, store
+from authserver.models import User
 from authserver.models.users import ROLES
 from authserver.smart.ceiling import Ceiling, PolicyError, check_policy, effective_ceiling
 from authserver.smart.scopes import format_scopes
@@ -40,8 +37,7 @@ def _user(username: str | None) -> User:
     name = identifiers.username(username)
     user = None
     if name is not None:
-        user = db.session.scalars(select(User).where(
-            User.username_key == identifiers.username_key(name))).first()
+        user = store.accounts.find_username(name)
     if user is None:
         raise PolicyError(f"no user {username!r}")
     return user
@@ -49,45 +45,37 @@ def _user(username: str | None) -> User:
 
 def ceiling_for(user: User) -> Ceiling:
     """``user``'s ceiling now: their role's default narrowed by the applicable policy."""
-    rows = dict(db.session.execute(select(ScopePolicy.subject, ScopePolicy.scope).where(
-        ScopePolicy.subject.in_((f"role:{user.role}", f"user:{user.id}")))).all())
+    rows = store.policies.scopes_of((f"role:{user.role}", f"user:{user.id}"))
     return effective_ceiling(user.role, user.fhir_user, rows.get(f"role:{user.role}"),
                              rows.get(f"user:{user.id}"))
 
 
+@store.transaction()
 def set_policy(scope: str, *, role: str | None = None, username: str | None = None,
                by: int | None = None) -> dict[str, Any]:
-    """Set the ceiling of a role or a user (replacing any earlier one); commits."""
+    """Set the ceiling of a role or a user (replacing any earlier one)."""
     subject, applies_to = _subject(role, username)
     text = format_scopes(check_policy(applies_to, scope if isinstance(scope, str) else ""))
-    row = db.session.get(ScopePolicy, subject)
-    if row is None:
-        row = ScopePolicy(subject=subject, scope=text, updated_at=clock.now(), updated_by=by)
-        db.session.add(row)
-    else:
-        row.scope, row.updated_at, row.updated_by = text, clock.now(), by
+    store.policies.put(subject, text, clock.now(), by)
     audit.record("policy.set", user_id=by, subject=subject, scope=text)
-    db.session.commit()
     return {"subject": subject, "scope": text}
 
 
+@store.transaction()
 def unset_policy(*, role: str | None = None, username: str | None = None,
                  by: int | None = None) -> dict[str, Any]:
-    """Remove a role's or user's policy (back to the role's default); commits."""
+    """Remove a role's or user's policy (back to the role's default)."""
     subject, _ = _subject(role, username)
-    row = db.session.get(ScopePolicy, subject)
-    if row is not None:
-        db.session.delete(row)
+    if store.policies.remove(subject):
         audit.record("policy.unset", user_id=by, subject=subject)
-        db.session.commit()
     return {"subject": subject, "scope": None}
 
 
 def show_policy() -> dict[str, Any]:
     """Every policy, with each role's default for reference."""
-    rows = db.session.scalars(select(ScopePolicy).order_by(ScopePolicy.subject)).all()
-    users = {u.id: u.username for u in db.session.scalars(select(User).where(User.id.in_(
-        [int(r.subject[5:]) for r in rows if r.subject.startswith("user:")])))}
+    rows = store.policies.all_policies()
+    users = store.accounts.usernames_of(
+        [int(r.subject[5:]) for r in rows if r.subject.startswith("user:")])
     out: dict[str, Any] = {"roles": {}, "users": {}}
     for role in ROLES:
         default = effective_ceiling(role, "Practitioner/x" if role == "clinician" else None,

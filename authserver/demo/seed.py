@@ -17,14 +17,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import current_app
-from sqlalchemy import select
 
 from authserver import admin, audit, store
 from authserver.auth import totp
 from authserver.auth.session import totp_secret
 from authserver.demo.app import CALLBACK_PATH, DEMO_APP_NAME, LAUNCH_PATH
-from authserver.extensions import db
-from authserver.models import Client
 from authserver.oauth.registration import (
     client_origins,
     client_response,
@@ -65,6 +62,7 @@ def _clinician_totp() -> dict[str, str]:
         secret, CLINICIAN_USERNAME, current_app.config["TOTP_ISSUER"])}
 
 
+@store.transaction()
 def _demo_app(demo_app_url: str) -> dict[str, Any]:
     """Register the demo app, or bring an earlier registration up to date (same id)."""
     meta = {"client_name": DEMO_APP_NAME, "token_endpoint_auth_method": "none",
@@ -74,19 +72,16 @@ def _demo_app(demo_app_url: str) -> dict[str, Any]:
             "scope": DEMO_APP_SCOPE, "logo_uri": demo_app_url + "/logo.svg",
             "client_uri": demo_app_url + "/",
             "contacts": ["the authserver demo (authserver demo)"]}
-    row = db.session.scalars(select(Client).where(Client.client_name == DEMO_APP_NAME,
-                                                  Client.kind == "app")).first()
+    row = store.clients.app_named(DEMO_APP_NAME)
     if row is None:
         row, _ = register_client(meta, verified=True)
         audit.record("client.created", client_id=row.client_id, via="demo")
-        db.session.commit()
     else:
         merged = normalize_metadata(meta)
         merged["redirect_uris"] = list(dict.fromkeys(
             merged["redirect_uris"] + row.redirect_uris))
         row.client_metadata, row.disabled = merged, False
         store.clients.set_client_origins(row.client_id, client_origins(merged))
-        db.session.commit()
     return client_response(row)
 
 

@@ -15,8 +15,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from authserver import keys
-from authserver.extensions import db
+from authserver import keys, store
 from authserver.models import SigningKey
 
 __all__ = [
@@ -69,32 +68,28 @@ def _max_token_lifetime() -> timedelta:
 
 def _add_key(alg: str, now: datetime) -> SigningKey:
     rec = keys.generate_key(alg, _kek(), now)
-    row = SigningKey(kid=rec.kid, alg=rec.alg, public_jwk=rec.public_jwk,
-                     private_blob=rec.private_blob, created_at=int(now.timestamp()))
-    db.session.add(row)
-    return row
+    return store.signing_keys.add_key(kid=rec.kid, alg=rec.alg, public_jwk=rec.public_jwk,
+                                      private_blob=rec.private_blob,
+                                      created_at=int(now.timestamp()))
 
 
+@store.transaction()
 def ensure_keys(now: datetime | None = None) -> list[str]:
     """Create an active key for every algorithm in use that has none; return new kids."""
     now = now or datetime.now(UTC)
-    have = {r.alg for r in db.session.scalars(
-        db.select(SigningKey).where(SigningKey.retired_at.is_(None)))}
-    made = [_add_key(alg, now).kid for alg in required_algs() if alg not in have]
-    db.session.commit()
-    return made
+    have = {r.alg for r in store.signing_keys.active_keys()}
+    return [_add_key(alg, now).kid for alg in required_algs() if alg not in have]
 
 
 def rotate(now: datetime | None = None) -> list[str]:
     """Retire every active key and make a new one per algorithm in use; return new kids."""
     now = now or datetime.now(UTC)
-    current = list(db.session.scalars(
-        db.select(SigningKey).where(SigningKey.retired_at.is_(None))))
-    algs = sorted({r.alg for r in current} | set(required_algs()))
-    for row in current:
-        row.retired_at = int(now.timestamp())
-    made = [_add_key(alg, now).kid for alg in algs]
-    db.session.commit()
+    with store.transaction():
+        current = store.signing_keys.active_keys()
+        algs = sorted({r.alg for r in current} | set(required_algs()))
+        for row in current:
+            row.retired_at = int(now.timestamp())
+        made = [_add_key(alg, now).kid for alg in algs]
     with _lock:
         _signers.clear()
     return made
@@ -102,7 +97,7 @@ def rotate(now: datetime | None = None) -> list[str]:
 
 def list_keys(now: datetime | None = None) -> list[dict[str, Any]]:
     now = now or datetime.now(UTC)
-    rows = list(db.session.scalars(db.select(SigningKey).order_by(SigningKey.created_at.desc())))
+    rows = store.signing_keys.all_keys()
     shown = {r.kid for r in keys.published([_to_record(r) for r in rows], now,
                                            _max_token_lifetime())}
     return [{"kid": r.kid, "alg": r.alg, "created_at": r.created_at,
@@ -113,7 +108,7 @@ def list_keys(now: datetime | None = None) -> list[dict[str, Any]]:
 def public_jwks(now: datetime | None = None) -> dict[str, Any]:
     """The JWKS: active keys and retired keys whose tokens may still be alive."""
     now = now or datetime.now(UTC)
-    rows = db.session.scalars(db.select(SigningKey))
+    rows = store.signing_keys.all_keys()
     return keys.jwks(keys.published([_to_record(r) for r in rows], now, _max_token_lifetime()))
 
 
@@ -126,11 +121,7 @@ def get_signer(alg: str | None = None) -> keys.Signer:
     if hit and now - hit[1] < SIGNER_TTL:
         return hit[0]
     with _lock:
-        row = db.session.scalars(
-            db.select(SigningKey)
-            .where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
-            .order_by(SigningKey.created_at.desc()).limit(1)
-        ).first()
+        row = store.signing_keys.newest_active(alg)
         if row is None:
             raise keys.KeyConfigError(f"no active {alg} signing key: run 'authserver init'")
         if hit and hit[0].kid == row.kid:

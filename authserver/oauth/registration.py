@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 from flask import current_app
 
 from authserver import clock, digests, store
-from authserver.extensions import db
 from authserver.models import Client
 from authserver.smart.scopes import ScopeError, parse_scopes
 
@@ -294,17 +293,17 @@ def normalize_metadata(meta: dict[str, Any], kind: str = "app") -> dict[str, Any
     return out
 
 
+@store.transaction()
 def register_client(
     meta: dict[str, Any], *, kind: str = "app", owner_id: int | None = None,
     can_launch: bool = False, can_introspect: bool = False, verified: bool = False,
 ) -> tuple[Client, str | None]:
-    """Validate and store a client, and commit; returns (client, secret) — the secret is
+    """Validate and store a client (one unit of work); returns (client, secret) — the secret is
     shown once. ``verified``: an administrator made or approved it; ``can_launch`` and
     ``can_introspect`` are permissions only an administrator gives."""
     client, secret = _store_client(normalize_metadata(meta, kind), kind=kind,
                                    owner_id=owner_id, can_launch=can_launch,
                                    can_introspect=can_introspect, verified=verified)
-    db.session.commit()
     return client, secret
 
 
@@ -332,7 +331,7 @@ def _store_client(meta: dict[str, Any], *, kind: str, owner_id: int | None = Non
         owner_id=owner_id,
         created_at=clock.now(),
     )
-    db.session.add(client)
+    store.clients.add_client(client)
     store.clients.set_client_origins(client.client_id, client_origins(meta))
     return client, secret
 
@@ -465,23 +464,22 @@ def register_dynamic(body: bytes | None, *, is_json: bool, authorization: str | 
     stores the client, so a refused registration costs no use and two racing ones cannot
     overspend it.
     """
-    try:
-        token = check_initial_access_token(authorization)
-        meta = parse_metadata(check_body_size(body), is_json)
-        check_self_service(meta)
-        meta = normalize_metadata(
-            {**meta, "grant_types": meta.get("grant_types") or [
-                "authorization_code", "refresh_token"]})
-        if token is not None and not store.clients.spend_registration_token(token.id):
-            raise _bearer_challenge("invalid_token", "The initial access token is used up")
-        client, secret = _store_client(meta, kind="app")
-    except RegistrationError as exc:
-        db.session.rollback()
-        return exc.status, {"error": exc.error, "error_description": exc.description}, \
-            exc.headers
     from authserver import audit
 
-    audit.record("client.registered", client_id=client.client_id, via="dcr",
-                 registration_token_id=token.id if token is not None else None)
-    db.session.commit()
+    try:
+        with store.transaction():  # the token's use, the client, its origins, the audit row
+            token = check_initial_access_token(authorization)
+            meta = parse_metadata(check_body_size(body), is_json)
+            check_self_service(meta)
+            meta = normalize_metadata(
+                {**meta, "grant_types": meta.get("grant_types") or [
+                    "authorization_code", "refresh_token"]})
+            if token is not None and not store.clients.spend_registration_token(token.id):
+                raise _bearer_challenge("invalid_token", "The initial access token is used up")
+            client, secret = _store_client(meta, kind="app")
+            audit.record("client.registered", client_id=client.client_id, via="dcr",
+                         registration_token_id=token.id if token is not None else None)
+    except RegistrationError as exc:
+        return exc.status, {"error": exc.error, "error_description": exc.description}, \
+            exc.headers
     return 201, client_response(client, secret), {}

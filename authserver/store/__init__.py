@@ -8,7 +8,9 @@ One module per aggregate, each stating its not-found, expiry and reuse semantics
 - :mod:`.accounts`: users, sign-in sessions, TOTP steps;
 - :mod:`.jti`: client assertion ``jti`` replay cache;
 - :mod:`.registry`: patients;
-- :mod:`.audit`: counts of audit events.
+- :mod:`.policies`: scope ceilings per role and per user;
+- :mod:`.audit`: counts of audit events;
+- :mod:`.signing_keys`: signing-key rows (the private half sealed).
 
 Two transaction rules (:mod:`._db`): ordinary verbs never commit, :func:`transaction` is
 the unit of work that commits them once; single-use values (codes, refresh tokens, launch
@@ -27,10 +29,12 @@ from authserver.store import (
     clients,
     interaction,
     jti,
+    policies,
     registry,
+    signing_keys,
 )
 from authserver.store._db import Outcome, consume, database_reachable, init_app, transaction
 
 __all__ = ["Outcome", "accounts", "audit", "authorization", "clients", "consume",
-           "database_reachable", "init_app", "interaction", "jti", "registry",
-           "transaction"]
+           "database_reachable", "init_app", "interaction", "jti", "policies", "registry",
+           "signing_keys", "transaction"]

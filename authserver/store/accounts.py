@@ -1,4 +1,4 @@
-"""Accounts: users, sign-in sessions and the TOTP step of each account.
+"""Accounts: users, sign-in sessions, the TOTP step of each account, and invitations.
 
 - Users: unknown and disabled look the same (None). Usernames match case-insensitively after
   NFKC normalisation; input that is not a valid username is unknown, never a 500.
@@ -7,6 +7,8 @@
 - TOTP: :func:`accept_totp_step` accepts each time step of an account once (a conditional
   UPDATE: a replayed or older step loses, also across workers); :func:`lock_totp` locks the
   second step only if no one else counted the same lockout first.
+- Invitations: found by token hash; spent once (:func:`spend_invitation`) in the unit of
+  work that creates the account, so a refused username leaves the link usable.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from authserver.clock import now
 from authserver.digests import new_secret
 from authserver.extensions import db
 from authserver.models import (
+    Invitation,
     User,
     UserSession,
 )
@@ -120,3 +123,81 @@ def reload(user: User) -> None:
     """Forget what was loaded of ``user``: the next attribute read sees the database (after
     a conditional UPDATE that did not go through the object)."""
     db.session.expire(user)
+
+
+def find_username(name: str) -> User | None:
+    """The user (enabled or not) whose username matches ``name`` case-insensitively after
+    NFKC normalisation, or None. For administration; sign-in uses
+    :func:`get_user_by_username`, which hides disabled users."""
+    key = identifiers.username_key(name)
+    return db.session.scalars(select(User).where(User.username_key == key)).first()
+
+
+def usernames_of(user_ids: list[int]) -> dict[int, str]:
+    """``id -> username`` of the users among ``user_ids`` that exist."""
+    if not user_ids:
+        return {}
+    return dict(db.session.execute(select(User.id, User.username)
+                                   .where(User.id.in_(user_ids))).all())
+
+
+def add_user(user: User) -> None:
+    """Add a new user; flushed, so its id is known and a racing duplicate username raises
+    IntegrityError here, in the caller's unit of work."""
+    db.session.add(user)
+    db.session.flush()
+
+
+def any_user(user_id: int) -> User | None:
+    """The user with this id, enabled or not (administration), or None."""
+    return db.session.get(User, user_id) if isinstance(user_id, int) else None
+
+
+def all_users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.username)))
+
+
+def end_sessions_of(user_id: int) -> None:
+    """End every open sign-in session of the user (their online grants end with them)."""
+    db.session.execute(update(UserSession).where(UserSession.user_id == user_id,
+                                                 UserSession.ended_at.is_(None))
+                       .values(ended_at=now()))
+
+
+# ---- invitations: a one-use link (stored as SHA-256) that creates an account ------------
+
+def add_invitation(row: Invitation) -> Invitation:
+    db.session.add(row)
+    return row
+
+
+def delete_invitation(row: Invitation) -> None:
+    db.session.delete(row)
+
+
+def invitation_by_hash(token_hash: str) -> Invitation | None:
+    """The invitation with this token hash (accepted or expired ones too), or None."""
+    return db.session.scalars(select(Invitation).where(
+        Invitation.token_hash == token_hash)).first()
+
+
+def spend_invitation(invitation_id: int, t: int) -> bool:
+    """Mark the invitation accepted unless it was (or has expired) at ``t``; in the caller's
+    unit of work, so a refused username gives the link back. Of two racing acceptances one
+    wins."""
+    inv = Invitation
+    return consume(inv, key=(inv.id == invitation_id,),
+                   live=(inv.accepted_at.is_(None), inv.expires_at > t),
+                   values={"accepted_at": t}, commit=False) is Outcome.WON
+
+
+def set_invitation_user(invitation_id: int, user_id: int) -> None:
+    db.session.execute(update(Invitation).where(Invitation.id == invitation_id)
+                       .values(accepted_user_id=user_id))
+
+
+def pending_invitations(t: int, limit: int) -> list[Invitation]:
+    """Invitations neither accepted nor expired at ``t``, newest first."""
+    return list(db.session.scalars(
+        select(Invitation).where(Invitation.accepted_at.is_(None), Invitation.expires_at > t)
+        .order_by(Invitation.created_at.desc()).limit(limit)))

@@ -32,3 +32,14 @@ def count_events_at_or_after(event: str, user_id: int, at: int) -> int:
     failures of one account within the lockout window, across sign-ins and workers)."""
     return int(db.session.scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.user_id == user_id, AuditEvent.event == event, AuditEvent.at >= at)) or 0)
+
+
+def add_event(row: AuditEvent) -> None:
+    """Add an audit row to the unit of work: it lands with what it records, or not at all."""
+    db.session.add(row)
+
+
+def recent(limit: int = 200) -> list[AuditEvent]:
+    """The newest audit rows, newest first."""
+    return list(db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())
+                                   .limit(limit)))

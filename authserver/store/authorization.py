@@ -144,6 +144,15 @@ def revoke_user_client_grants(user_id: int, client_id: str) -> int:
     return len(ids)
 
 
+def revoke_client_grants(client_id: str) -> int:
+    """Revoke every live grant of the client (all users); returns how many."""
+    ids = list(db.session.scalars(select(Grant.id).where(Grant.client_id == client_id,
+                                                         Grant.revoked_at.is_(None))))
+    for gid in ids:
+        revoke_grant(gid)
+    return len(ids)
+
+
 def token_is_live(jti: str, grant_id: str | None) -> bool:
     """One indexed round trip: is this (signature-checked, unexpired) access token still live?
 

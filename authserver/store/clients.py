@@ -101,6 +101,7 @@ def create_registration_token(*, lifetime: int, max_uses: int,
     row = RegistrationToken(token_hash=sha256_hex(token), created_at=t, expires_at=t + lifetime,
                             max_uses=max_uses, uses=0, note=note)
     db.session.add(row)
+    db.session.flush()  # its id, for the audit row
     return token, row
 
 
@@ -172,3 +173,30 @@ def origin_is_registered(origin: str) -> bool:
         return False
     with _autocommit() as conn:
         return conn.execute(_ORIGIN_OF_ENABLED_CLIENT, {"origin": origin}).first() is not None
+
+
+def add_client(client: Client) -> None:
+    """Add a new client (its id and secret hash already set) to the unit of work."""
+    db.session.add(client)
+
+
+def app_named(name: str) -> Client | None:
+    """The first app (``kind`` "app", enabled or not) registered under ``name``, or None."""
+    return db.session.scalars(select(Client).where(Client.client_name == name,
+                                                   Client.kind == "app")).first()
+
+
+def any_client(client_id: str | None) -> Client | None:
+    """The client with this id, enabled or disabled (administration), or None."""
+    if not isinstance(client_id, str) or not client_id or len(client_id) > 64 \
+            or "\x00" in client_id:
+        return None
+    return db.session.scalars(_CLIENT_BY_ID, {"client_id": client_id}).first()
+
+
+def list_apps(owner_id: int | None = None) -> list[Client]:
+    """Apps (not resource servers), newest first; only ``owner_id``'s when given."""
+    stmt = select(Client).where(Client.kind == "app").order_by(Client.created_at.desc())
+    if owner_id is not None:
+        stmt = stmt.where(Client.owner_id == owner_id)
+    return list(db.session.scalars(stmt))

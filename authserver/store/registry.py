@@ -35,3 +35,11 @@ def search_patients(query: str = "", birth_date: str = "", limit: int = 50) -> l
     if birth_date:
         stmt = stmt.where(Patient.birth_date == birth_date.strip())
     return list(db.session.scalars(stmt.order_by(Patient.family, Patient.given).limit(limit)))
+
+
+def put_patient(patient_id: str, family: str, given: str, birth_date: str | None) -> Patient:
+    """Add the patient, or update the one with this id."""
+    row = db.session.get(Patient, patient_id) or Patient(id=patient_id)
+    row.family, row.given, row.birth_date = family, given, birth_date
+    db.session.add(row)
+    return row
