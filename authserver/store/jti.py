@@ -12,7 +12,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from authserver.clock import now
-from authserver.extensions import db
 from authserver.models import (
     ClientAssertionJti,
 )
@@ -48,8 +47,9 @@ def claim_assertion_jti(client_id: str, jti: str, expires_at: int) -> bool:
 
 
 def prune_assertion_jtis() -> int:
-    """Delete remembered ``jti`` entries that have expired; returns how many. Commits."""
-    res = db.session.execute(delete(ClientAssertionJti).where(
-        ClientAssertionJti.expires_at < now()))
-    db.session.commit()
+    """Delete remembered ``jti`` entries that have expired; returns how many. Housekeeping
+    on its own autocommit connection: it never joins (or commits) a request's work."""
+    with _autocommit() as conn:
+        res = conn.execute(delete(ClientAssertionJti).where(
+            ClientAssertionJti.expires_at < now()))
     return res.rowcount

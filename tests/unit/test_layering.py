@@ -55,3 +55,47 @@ def test_models_know_nothing_of_flows():
         bad = {n for n in _imports(path, top_level_only=False)
                if n.startswith(("authserver.oauth", "authserver.views", "authlib", "flask"))}
         assert not bad, f"{path.relative_to(PKG)} imports {sorted(bad)}"
+
+
+#: Outside store/ (and the models, which declare the tables), only the handle itself, the
+#: application factory (SQLite pragmas on the engine) and the shared rate-limit storage (its
+#: own table, one atomic upsert per hit on the engine) may reach the database.
+DB_GLUE = {"extensions.py", "app.py", "ratelimit.py"}
+
+
+def test_only_the_store_touches_the_database():
+    """Persistence has one owner (issue 13): no db.session, no engine, outside store/."""
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG).as_posix()
+        if rel.startswith(("store/", "models/")) or rel in DB_GLUE:
+            continue
+        text = path.read_text()
+        assert "db.session" not in text and "db.engine" not in text, rel
+        bad = {n for n in _imports(path, top_level_only=False)
+               if n == "sqlalchemy.orm" or n.startswith("flask_sqlalchemy")}
+        assert not bad, f"{rel} imports {sorted(bad)}"
+        tree = ast.parse(text)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "authserver.extensions":
+                assert "db" not in {a.name for a in node.names}, f"{rel} imports db"
+
+
+def test_store_verbs_other_than_consume_never_commit():
+    """The transaction rule: commits happen in store/_db.py (the unit of work and consume),
+    in the two replay verdicts, which must outlive the request that found them, and in the
+    revoked-jti INSERT (unique: a racing duplicate revocation is caught at its commit)."""
+    allowed = {"_db.py": None, "authorization.py": 3}
+    for path in sorted((PKG / "store").glob("*.py")):
+        n = path.read_text().count(".commit()")
+        if path.name in allowed:
+            limit = allowed[path.name]
+            assert limit is None or n <= limit, (path.name, n)
+        else:
+            assert n == 0, f"store/{path.name} commits {n} times"
+
+
+def test_oauth_never_imports_views():
+    for path in _files("oauth"):
+        bad = {n for n in _imports(path, top_level_only=False)
+               if n.startswith("authserver.views")}
+        assert not bad, f"{path.relative_to(PKG)} imports {sorted(bad)}"
