@@ -205,17 +205,18 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             client = authenticate_for_grant(self)
             if not value:
                 raise InvalidRequestError("Missing 'refresh_token'")
-            row = store.authorization.find_refresh_token(value)
+            state = store.authorization.refresh_state(value)
         else:
             if not value:
                 raise InvalidRequestError("Missing 'refresh_token'")
-            row = store.authorization.find_refresh_token(value)
-            if row is None:
+            state = store.authorization.refresh_state(value)
+            if state is None:
                 raise InvalidGrantError("Invalid 'refresh_token'")
-            client = self._public_client_of(row)
+            client = self._public_client_of(state.token)
         # A public client's client_id, when sent, must be the token's (else invalid_grant).
-        if row is None or row.client_id != client.client_id:
+        if state is None or state.token.client_id != client.client_id:
             raise InvalidGrantError("Invalid 'refresh_token'")
+        row = state.token
         requested = self.request.payload.scope
         if requested:
             # SMART: a requested scope MUST be a subset of the original grant.
@@ -225,17 +226,18 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 ok = False
             if not ok:
                 raise InvalidScopeError("'scope' exceeds what was granted")
-        grant = store.authorization.get_grant(row.grant_id)
-        if grant is None or grant.revoked_at is not None:
+        if state.live is None:
+            if state.session_ended and state.grant.revoked_at is None:
+                # online_access: "only while the user's session is active".
+                raise InvalidGrantError("The sign-in session of this online grant has ended")
+            if state.grant.revoked_at is None and state.grant.user_id is not None:
+                raise InvalidGrantError("The user of this grant is no longer active")
             raise InvalidGrantError("Invalid 'refresh_token'")
-        if grant.session_id and not store.accounts.session_is_live(grant.session_id):
-            # online_access: "only while the user's session is active".
-            raise InvalidGrantError("The sign-in session of this online grant has ended")
-        rotated = store.authorization.rotate_refresh_token(value, client.client_id)
+        rotated = store.authorization.rotate_refresh_token(row, client.client_id)
         if rotated is None:
             raise InvalidGrantError("Invalid 'refresh_token'")
         self.request.refresh_token = rotated
-        self.request.smart_grant = grant
+        self.request.refresh_state = state
 
     @staticmethod
     def _within_ceiling(scope: str, user: User) -> str:
@@ -248,18 +250,16 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def create_token_response(self):  # noqa: ANN201
         row = self.request.refresh_token
-        grant = self.request.smart_grant
+        state = self.request.refresh_state
+        grant = state.grant
         client = self.request.client
         scope = " ".join(s.raw for s in parse_scopes(self.request.payload.scope or row.scope))
-        user = store.accounts.get_user(grant.user_id) if grant.user_id else None
-        if grant.user_id and user is None:
-            raise InvalidGrantError("The user of this grant is no longer active")
+        user = state.user  # enabled: validate_token_request refused a disabled one
         if user is not None:
             scope = self._within_ceiling(scope, user)
         refresh, refresh_exp, _ = _refresh_policy(client, row.scope, grant.session_id)
         if grant.session_id:
-            sess = store.accounts.get_session(grant.session_id)
-            refresh_exp = sess.expires_at if sess else None
+            refresh_exp = state.session_expires_at
         # RFC 6749 §6: "the refresh token scope MUST be identical to that of the refresh
         # token included by the client in the request" — a narrowed `scope` narrows only
         # the access token.

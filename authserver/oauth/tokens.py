@@ -153,7 +153,7 @@ def issue_client_credentials_token(*, client_id: str, scope: str, aud: str,
     Nothing is written to the database (this is the token endpoint's hot path): the token
     has no grant (no ``gid`` claim), so it is revoked on its own by ``jti``
     (``store.authorization.revoke_access_token``) and
-    ``store.authorization.token_is_live(jti, None)`` checks it.
+    ``store.authorization.live_access_token(jti, None, client_id)`` checks it.
     """
     lifetime = lifetime or current_app.config["CLIENT_CREDENTIALS_TOKEN_LIFETIME"]
     claims = access_token_claims(

@@ -77,10 +77,6 @@ def get_session(session_id: str | None) -> UserSession | None:
     return row
 
 
-def session_is_live(session_id: str) -> bool:
-    return get_session(session_id) is not None
-
-
 def _totp_open(t: int) -> Any:
     return User.totp_locked_until.is_(None) | (User.totp_locked_until <= t)
 

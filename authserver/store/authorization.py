@@ -42,7 +42,6 @@ from authserver.models import (
     UserSession,
 )
 from authserver.store._db import Outcome, consume
-from authserver.store.accounts import session_is_live
 
 
 def save_code(code: str, **fields: Any) -> AuthorizationCode:
@@ -116,10 +115,6 @@ def create_grant(**fields: Any) -> Grant:
     return row
 
 
-def get_grant(grant_id: str) -> Grant | None:
-    return db.session.get(Grant, grant_id)
-
-
 def touch_grant(grant: Grant, expires_at: int) -> None:
     grant.last_used_at = now()
     grant.expires_at = max(grant.expires_at, expires_at)
@@ -153,23 +148,6 @@ def revoke_client_grants(client_id: str) -> int:
     return len(ids)
 
 
-def token_is_live(jti: str, grant_id: str | None) -> bool:
-    """One indexed round trip: is this (signature-checked, unexpired) access token still live?
-
-    False when its ``jti`` was revoked, its grant revoked, or its online session ended.
-    """
-    revoked = exists().where(RevokedToken.jti == jti)
-    if grant_id is None:
-        return not db.session.scalar(select(revoked))
-    row = db.session.execute(
-        select(Grant.revoked_at, Grant.session_id, revoked.label("jti_revoked"))
-        .where(Grant.id == grant_id)
-    ).first()
-    if row is None or row.revoked_at is not None or row.jti_revoked:
-        return False
-    return row.session_id is None or session_is_live(row.session_id)
-
-
 def revoke_access_token(jti: str, expires_at: int) -> None:
     """Remember a revoked access token until it would have expired anyway (idempotent)."""
     if db.session.get(RevokedToken, jti) is None:
@@ -196,15 +174,14 @@ def find_refresh_token(token: str) -> RefreshToken | None:
         select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token))).first()
 
 
-def rotate_refresh_token(token: str, client_id: str) -> RefreshToken | None:
+def rotate_refresh_token(row: RefreshToken, client_id: str) -> RefreshToken | None:
     """Exchange a refresh token atomically (rotation); None when it cannot be used.
 
-    - unknown, another client's, expired or revoked: None;
+    - another client's, expired or revoked: None;
     - already rotated (a replay, RFC 9700 §4.14): the whole grant is revoked, None;
     - else the row, marked rotated and committed before any new token is made.
     """
-    row = find_refresh_token(token)
-    if row is None or row.client_id != client_id:
+    if row.client_id != client_id:
         return None
     t, rt = now(), RefreshToken
     outcome = consume(rt, key=(rt.id == row.id,),
@@ -212,7 +189,6 @@ def rotate_refresh_token(token: str, client_id: str) -> RefreshToken | None:
                       values={"rotated_at": t},
                       spent=(rt.rotated_at.is_not(None), rt.revoked_at.is_(None)))
     if outcome is Outcome.WON:
-        db.session.refresh(row)
         return row
     if outcome is Outcome.REPLAYED:
         revoke_grant(row.grant_id)
@@ -236,14 +212,6 @@ class LiveGrant:
     scope: str
     context: dict[str, Any]
     id_token_claims: dict[str, Any] | None
-
-
-_LIVE_GRANT_COLUMNS = (Grant.id, Grant.client_id, Grant.user_id, Grant.aud, Grant.scope,
-                       Grant.context, Grant.id_token_claims, Grant.revoked_at,
-                       Grant.session_id, UserSession.ended_at.label("session_ended_at"),
-                       UserSession.expires_at.label("session_expires_at"),
-                       User.disabled.label("user_disabled"),
-                       Client.disabled.label("client_disabled"))
 
 
 _G, _S, _R = Grant.__table__.c, UserSession.__table__.c, RevokedToken.__table__.c
@@ -274,18 +242,22 @@ _GRANTLESS_LIVE = select(
     .label("client_enabled"))
 
 
-def _live_grant(row: Any, t: int) -> LiveGrant | None:
-    if row is None or row.revoked_at is not None:
+def _live_grant(g: Any, row: Any, t: int) -> LiveGrant | None:
+    """The grant ``g`` (a Core row or a :class:`Grant`) as a :class:`LiveGrant`, or None
+    when it is revoked, its client or user disabled (or deleted), or (``online_access``) its
+    sign-in session ended; ``row`` carries the joined ``session_*``, ``user_disabled`` and
+    ``client_disabled`` columns."""
+    if g is None or g.revoked_at is not None:
         return None
-    if row.client_disabled is not False or (row.user_id is not None
-                                             and row.user_disabled is not False):
+    if row.client_disabled is not False or (g.user_id is not None
+                                            and row.user_disabled is not False):
         return None  # disabled (or deleted) since: inactive at once
-    if row.session_id is not None and (
+    if g.session_id is not None and (
             row.session_ended_at is not None or row.session_expires_at is None
             or row.session_expires_at <= t):
         return None  # online_access: the grant ended with its sign-in session
-    return LiveGrant(row.id, row.client_id, row.user_id, row.aud, row.scope,
-                     dict(row.context or {}), row.id_token_claims)
+    return LiveGrant(g.id, g.client_id, g.user_id, g.aud, g.scope, dict(g.context or {}),
+                     g.id_token_claims)
 
 
 def live_access_token(jti: str, grant_id: str | None, client_id: str | None = None
@@ -309,8 +281,52 @@ def live_access_token(jti: str, grant_id: str | None, client_id: str | None = No
         row = conn.execute(_LIVE_ACCESS_TOKEN, {"jti": jti, "gid": grant_id}).first()
     if row is None or row.jti_revoked:
         return False, None
-    grant = _live_grant(row, now())
+    grant = _live_grant(row, row, now())
     return grant is not None, grant
+
+
+@dataclass(frozen=True)
+class RefreshState:
+    """A refresh token's row whatever its state, with its grant and user (ORM rows, for
+    issuing) and whether the grant is live, from one round trip."""
+
+    token: RefreshToken
+    grant: Grant
+    user: User | None
+    live: LiveGrant | None  # None: revoked, user or client disabled, online session ended
+    session_ended: bool  # an online_access grant whose sign-in session ended or expired
+    session_expires_at: int | None
+
+
+#: Built once: the refresh grant and refresh-token introspection ask this one question.
+_REFRESH_STATE = (
+    select(RefreshToken, Grant, User,
+           UserSession.ended_at.label("session_ended_at"),
+           UserSession.expires_at.label("session_expires_at"),
+           User.disabled.label("user_disabled"), Client.disabled.label("client_disabled"))
+    .join(Grant, Grant.id == RefreshToken.grant_id)
+    .outerjoin(UserSession, UserSession.id == Grant.session_id)
+    .outerjoin(User, User.id == Grant.user_id)
+    .outerjoin(Client, Client.client_id == Grant.client_id)
+    .where(RefreshToken.token_hash == bindparam("token_hash"))
+    .execution_options(populate_existing=True))
+
+
+def refresh_state(token: str | None) -> RefreshState | None:
+    """The refresh token (used, expired or revoked ones too), its grant, its user and whether
+    the grant is live, in one query; None when unknown or not a plausible token."""
+    if not isinstance(token, str) or not token or len(token) > 512:
+        return None
+    row = db.session.execute(_REFRESH_STATE, {"token_hash": sha256_hex(token)}).first()
+    if row is None:
+        return None
+    refresh, grant, user = row[0], row[1], row[2]
+    t = now()
+    ended = grant.session_id is not None and (
+        row.session_ended_at is not None or row.session_expires_at is None
+        or row.session_expires_at <= t)
+    return RefreshState(refresh, grant, user, _live_grant(grant, row, t), ended,
+                        row.session_expires_at)
 
 
 def live_refresh_token(token: str) -> tuple[RefreshToken, LiveGrant] | None:
@@ -319,26 +335,13 @@ def live_refresh_token(token: str) -> tuple[RefreshToken, LiveGrant] | None:
     None when unknown, expired, revoked, already rotated (used), or its grant is revoked or
     (``online_access``) its sign-in session ended.
     """
-    if not isinstance(token, str) or not token or len(token) > 512:
+    state = refresh_state(token)
+    if state is None or state.live is None:
         return None
-    t = now()
-    row = db.session.execute(
-        select(RefreshToken, *_LIVE_GRANT_COLUMNS)
-        .join(Grant, Grant.id == RefreshToken.grant_id)
-        .outerjoin(UserSession, UserSession.id == Grant.session_id)
-        .outerjoin(User, User.id == Grant.user_id)
-        .outerjoin(Client, Client.client_id == Grant.client_id)
-        .where(RefreshToken.token_hash == sha256_hex(token))
-        .execution_options(populate_existing=True)
-    ).first()
-    if row is None:
+    r = state.token
+    if r.revoked_at is not None or r.rotated_at is not None or r.expires_at <= now():
         return None
-    refresh: RefreshToken = row[0]
-    if (refresh.revoked_at is not None or refresh.rotated_at is not None
-            or refresh.expires_at <= t):
-        return None
-    grant = _live_grant(row, t)
-    return (refresh, grant) if grant is not None else None
+    return r, state.live
 
 
 @dataclass(frozen=True)

@@ -231,9 +231,11 @@ def test_client_credentials_token_is_live_until_revoked(app, base_url, key, clie
                      scope=SYSTEM_SCOPE).json()["access_token"]
     claims = _claims(base_url, token)
     with app.app_context():
-        assert store.authorization.token_is_live(claims["jti"], claims.get("gid"))
+        assert store.authorization.live_access_token(claims["jti"], claims.get("gid"),
+                                                     claims["client_id"])[0]
         store.authorization.revoke_access_token(claims["jti"], claims["exp"])
-        assert not store.authorization.token_is_live(claims["jti"], claims.get("gid"))
+        assert not store.authorization.live_access_token(claims["jti"], claims.get("gid"),
+                                                         claims["client_id"])[0]
 
 
 def test_token_endpoint_does_not_touch_the_session(app, base_url):

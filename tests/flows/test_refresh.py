@@ -38,7 +38,8 @@ def _live(app, access_token: str) -> bool:
     from authserver import store
     claims = jwt.decode(access_token, options={"verify_signature": False})
     with app.app_context():
-        return store.authorization.token_is_live(claims["jti"], claims.get("gid"))
+        return store.authorization.live_access_token(claims["jti"], claims.get("gid"),
+                                                     claims["client_id"])[0]
 
 
 def _refresh_row(app, token: str):
