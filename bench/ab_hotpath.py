@@ -6,7 +6,7 @@ alternating between the code as it is ("after") and the same code with each chan
 ("before"), so the machine's other load affects both alike. The changes (docs/performance.md):
 
 - client lookup: one Core SELECT into a read-only snapshot (store.clients.find_client) instead of
-  an ORM query on the session (store.clients.get_client);
+  an ORM query on the session (store.clients.any_client);
 - Flask-Limiter skipped on /token (a request filter);
 - scope strings parsed once per process (backend._parsed, an lru_cache).
 """
@@ -44,7 +44,7 @@ def main() -> int:
     call = wsgi_caller(app, "/token", lambda i: "grant_type=client_credentials&scope=system%2F"
                        "*.rs", {"Authorization": basic})
     after = (store.clients.find_client, list(limiter._request_filters), backend._parsed)
-    before = (store.clients.get_client, [], lambda text: tuple(parse_scopes(text)))
+    before = (store.clients.any_client, [], lambda text: tuple(parse_scopes(text)))
 
     def use(variant: tuple) -> None:
         store.clients.find_client, limiter._request_filters, backend._parsed = (

@@ -172,7 +172,7 @@ def _mint(env: dict[str, str], count: int) -> tuple[str, str, list[str]]:
                                  fhir_user="Patient/p1", name="Bench User")
         client = admin.create_client(name="bench-app", redirect_uris=[
             "http://127.0.0.1:9999/cb"], scope=SCOPE, auth_method="client_secret_basic")
-        row, u = store.clients.get_client(client["client_id"]), store.accounts.get_user(user["id"])
+        row, u = store.clients.any_client(client["client_id"]), store.accounts.get_user(user["id"])
         tokens = []
         for _ in range(count):
             grant = store.authorization.create_grant(client_id=row.client_id, user_id=u.id,

@@ -46,7 +46,7 @@ def _plain_words(scope: str) -> list[str]:
 
 
 def _name(client_id: str) -> str:
-    row = store.clients.get_client(client_id)
+    row = store.clients.find_client(client_id)
     return row.client_name if row is not None else f"{client_id} (disabled)"
 
 

@@ -53,7 +53,7 @@ def allow_client_origin(resp: Response, origin: str | None, client_id: str | Non
     if not cid and refresh_token:
         row = store.authorization.find_refresh_token(refresh_token)
         cid = row.client_id if row is not None else None
-    row = store.clients.get_client(cid) if cid else None
+    row = store.clients.find_client(cid) if cid else None
     if row is not None and origin in OAuthClient(row).origins:
         resp.headers["Access-Control-Allow-Origin"] = origin
         resp.headers["Vary"] = "Origin"

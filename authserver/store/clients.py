@@ -1,8 +1,9 @@
 """Clients: the registered apps, their registration tokens and their CORS origins.
 
-- :func:`get_client` (ORM row, for changes) and :func:`find_client` (read-only snapshot, one
-  Core SELECT, for client authentication) answer None for an unknown id, a disabled client or
-  input that is not a short NUL-free str: unknown and disabled look the same.
+- :func:`find_client` (read-only snapshot, one Core SELECT: client authentication and every
+  other read) answers None for an unknown id, a disabled client or input that is not a short
+  NUL-free str: unknown and disabled look the same. :func:`any_client` (the ORM row, enabled
+  or not) is for an administrator's changes.
 - Registration tokens (RFC 7591 §3 initial access tokens) are stored by SHA-256; one is usable
   while unexpired, unrevoked and under its use count; :func:`spend_registration_token` spends
   one use by a conditional UPDATE (two racing registrations cannot both spend the last use).
@@ -38,15 +39,6 @@ from authserver.store._db import autocommit as _autocommit
 _CLIENT_BY_ID = select(Client).where(Client.client_id == bindparam("client_id"))
 
 
-def get_client(client_id: str | None) -> Client | None:
-    """The enabled client with this id, or None (unknown, disabled, or not a str)."""
-    if not isinstance(client_id, str) or not client_id or len(client_id) > 64 \
-            or "\x00" in client_id:  # PostgreSQL refuses NUL in text: unknown, not a 500
-        return None
-    row = db.session.scalars(_CLIENT_BY_ID, {"client_id": client_id}).first()
-    return row if row is not None and not row.disabled else None
-
-
 _CLIENT_COLUMNS = select(*Client.__table__.columns).where(
     Client.__table__.c.client_id == bindparam("client_id"))
 
@@ -67,7 +59,7 @@ class ClientSnapshot:
             object.__setattr__(self, name, values[name])
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("a ClientSnapshot is read-only: use store.clients.get_client")
+        raise AttributeError("a ClientSnapshot is read-only: use store.clients.any_client")
 
     def __repr__(self) -> str:
         return f"<ClientSnapshot {self.client_id} {self.client_name!r}>"
@@ -75,9 +67,9 @@ class ClientSnapshot:
 
 def find_client(client_id: str | None) -> ClientSnapshot | None:
     """A read-only snapshot of the enabled client with this id, or None (unknown, disabled,
-    or not a str): the same answer as :func:`get_client` from one Core SELECT, without the
+    or not a str), from one Core SELECT, without the
     ORM session (the client authentication of every token request). The snapshot has the
-    attributes of :class:`Client` but refuses changes (use :func:`get_client` for those)."""
+    attributes of :class:`Client` but refuses changes (use :func:`any_client` for those)."""
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64 \
             or "\x00" in client_id:  # PostgreSQL refuses NUL in text: unknown, not a 500
         return None

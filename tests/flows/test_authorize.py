@@ -154,7 +154,7 @@ def test_authorize_disabled_client_is_an_error_page(app, patient_app, base_url):
     from authserver import store
     from authserver.extensions import db
     with app.app_context():
-        store.clients.get_client(patient_app["client_id"]).disabled = True
+        store.clients.any_client(patient_app["client_id"]).disabled = True
         db.session.commit()
     _assert_error_page(_flow(base_url, patient_app).authorize())
 

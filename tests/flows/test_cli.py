@@ -238,7 +238,7 @@ def test_client_create_can_introspect_and_permissions(instance):
         from authserver import store
         from authserver.extensions import db
         # Made by an administrator: verified.
-        assert store.clients.get_client(plain["client_id"]).verified is True
-        assert store.clients.get_client(plain["client_id"]).can_introspect is False
+        assert store.clients.find_client(plain["client_id"]).verified is True
+        assert store.clients.find_client(plain["client_id"]).can_introspect is False
         db.session.remove()
         db.engine.dispose()

@@ -85,7 +85,7 @@ def test_backend_service_waits_for_admin_approval(app, developer, base_url):
     assert "waits for an administrator" in resp.text
     with app.app_context():
         from authserver import store
-        assert store.clients.get_client(client_id) is None  # disabled until approved
+        assert store.clients.find_client(client_id) is None  # disabled until approved
     s = sign_in_admin(app, base_url)
     resp = s.get(base_url + "/admin")
     resp = s.post(base_url + "/admin/apps", data={"csrf_token": csrf_of(resp.text),
@@ -93,7 +93,7 @@ def test_backend_service_waits_for_admin_approval(app, developer, base_url):
     assert resp.status_code == 200
     with app.app_context():
         from authserver import store
-        assert store.clients.get_client(client_id) is not None
+        assert store.clients.find_client(client_id) is not None
 
 
 def test_patient_cannot_open_developer_or_admin(app, base_url):
@@ -166,7 +166,7 @@ def test_developer_app_is_unverified_until_an_admin_approves(app, developer, bas
     client_id = re.search(r'id="new-client-id">([^<]+)<', resp.text).group(1)
     from authserver import store
     with app.app_context():
-        row = store.clients.get_client(client_id)
+        row = store.clients.find_client(client_id)
         assert (row.verified, row.can_introspect) == (False, False)
     s = sign_in_admin(app, base_url)
     token = csrf_of(s.get(base_url + "/admin").text)
@@ -174,7 +174,7 @@ def test_developer_app_is_unverified_until_an_admin_approves(app, developer, bas
         s.post(base_url + "/admin/apps", data={"csrf_token": token, "client_id": client_id,
                                                "action": action})
     with app.app_context():
-        assert store.clients.get_client(client_id).verified is True
+        assert store.clients.find_client(client_id).verified is True
 
 
 def test_admin_console_toggles_an_apps_introspect_permission(app, base_url):
@@ -230,7 +230,7 @@ def test_only_an_admin_may_toggle_the_introspect_permission(app, developer, base
     assert resp.status_code == 403
     with app.app_context():
         from authserver import store
-        assert store.clients.get_client(client["client_id"]).can_introspect is False
+        assert store.clients.find_client(client["client_id"]).can_introspect is False
 
 
 def test_admin_console_sets_a_role_ceiling_that_narrows_the_next_grant(app, base_url):

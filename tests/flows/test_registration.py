@@ -100,7 +100,7 @@ def test_self_registered_app_is_not_verified_and_has_no_permissions(app, base_ur
     from authserver import store
     client_id = register(base_url, headers=auth).json()["client_id"]
     with app.app_context():
-        row = store.clients.get_client(client_id)
+        row = store.clients.find_client(client_id)
         assert (row.verified, row.can_introspect, row.can_launch) == (False, False, False)
 
 

@@ -174,7 +174,7 @@ def test_token_client_secret_is_256_bits_stored_as_sha256(app, base_url):
     secret = client["client_secret"]
     assert len(base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))) >= 32
     with app.app_context():
-        row = store.clients.get_client(client["client_id"])
+        row = store.clients.find_client(client["client_id"])
         assert row.client_secret_hash == hashlib.sha256(secret.encode()).hexdigest()
         assert secret not in repr(row.client_metadata)
 
