@@ -140,9 +140,7 @@ def live_config() -> dict:
 @pytest.fixture
 def live(template_db: dict, tmp_path: Path, live_config: dict) -> Iterator[dict]:
     """An app served over real HTTP on 127.0.0.1; yields {"url", "app"}."""
-    from authserver.oauth import keystore
 
-    keystore._signers.clear()  # a signer cached by an earlier test may be of a rotated key
     dispatch = _Dispatch()
     server = make_server("127.0.0.1", 0, dispatch, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"

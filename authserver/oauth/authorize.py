@@ -25,9 +25,9 @@ from flask import current_app
 
 from authserver import audit, clock, digests, policy, store
 from authserver.models import PendingAuthorization, User, UserSession
+from authserver.oauth import server as oauth_server
 from authserver.oauth.grants import Authorization
 from authserver.oauth.launch import quote_param
-from authserver.oauth.server import authorization
 from authserver.smart.ceiling import apply_ceiling
 from authserver.smart.scopes import (
     ConsentItem,
@@ -78,7 +78,7 @@ def _parked_request(params: dict[str, str]) -> OAuth2Request:
 
 def _error_step(request: OAuth2Request, error: OAuth2Error) -> Step:
     if error.redirect_uri:
-        resp = authorization.handle_error_response(request, error)
+        resp = oauth_server.current().handle_error_response(request, error)
         return Step("redirect", location=resp.headers["Location"])
     return Step("error_page", title="This app's sign-in request is not valid",
                 message=error.description or error.error)
@@ -97,7 +97,7 @@ def begin(values: Any, sess: UserSession | None = None) -> Step:
     req = _parked_request({k: v for k, v in values.items(multi=False)})
     req.payload = _MultiPayload(values)
     try:
-        grant = authorization.get_consent_grant(request=req, end_user=None)
+        grant = oauth_server.current().get_consent_grant(request=req, end_user=None)
     except OAuth2Error as error:
         return _error_step(req, error)
     params = {k: values.get(k) for k in KNOWN_PARAMS if values.get(k) is not None}
@@ -117,12 +117,16 @@ class _MultiPayload(BasicOAuth2Payload):
             # must be printable ASCII (else Authlib raises: a 500).
             data["response_type"] = quote_param(data["response_type"])
         super().__init__(data)
-        self._datalist = {k: values.getlist(k) for k in values}
+        self._lists = {k: values.getlist(k) for k in values}
+
+    @property
+    def datalist(self) -> dict[str, list]:  # Authlib's documented payload property
+        return self._lists
 
 
 def _revalidate(pending: PendingAuthorization) -> tuple[Any, OAuth2Request]:
     req = _parked_request(pending.params)
-    return authorization.get_consent_grant(request=req, end_user=None), req
+    return oauth_server.current().get_consent_grant(request=req, end_user=None), req
 
 
 def _needs_patient(scopes: list[Scope]) -> bool:
@@ -389,8 +393,8 @@ def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[
     if not granted:
         audit.record("consent.denied", user_id=user.id, client_id=pending.client_id)
         store.interaction.drop_pending(pending)
-        resp = authorization.create_authorization_response(request=req, grant_user=None,
-                                                           grant=grant)
+        resp = oauth_server.current().create_authorization_response(
+            request=req, grant_user=None, grant=grant)
         return Step("redirect", location=resp.headers["Location"])
     store.interaction.save_consent(user.id, pending.client_id, format_scopes(granted),
                                    " ".join(i.value for i in items))
@@ -406,6 +410,7 @@ def _issue(grant: Any, req: OAuth2Request, pending: PendingAuthorization, user: 
     who = Authorization(user=user, session_id=sess.id, auth_time=sess.auth_time,
                         scope=format_scopes(granted), context=ctx,
                         launch_row=grant.request.smart.launch)
-    resp = authorization.create_authorization_response(request=req, grant_user=who, grant=grant)
+    resp = oauth_server.current().create_authorization_response(request=req, grant_user=who,
+                                                                grant=grant)
     store.interaction.drop_pending(pending)
     return Step("redirect", location=resp.headers["Location"])

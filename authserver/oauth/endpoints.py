@@ -68,8 +68,14 @@ MAX_TOKEN_LENGTH = 8192
 #: RFC 9068 §2.1: access tokens carry ``typ: at+jwt`` (``application/at+jwt`` also allowed).
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 
-_keys_lock = threading.Lock()
-_public_keys: dict[str, tuple[dict[str, Any], frozenset[str], float]] = {}
+
+
+class PublicKeys:
+    """The app's cache of its own JWKS (``(jwks, kids, loaded at)``), in ``app.extensions``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.hit: tuple[dict[str, Any], frozenset[str], float] | None = None
 
 
 # ---- reading our own access tokens -------------------------------------------------
@@ -98,15 +104,15 @@ def _header_kid(token: str) -> str | None:
 
 def _public_keys_for(kid: str) -> dict[str, Any]:
     """Our JWKS, cached per process; re-read when stale or when ``kid`` is not in it."""
-    cache_key = current_app.config["DATABASE_URL"]
+    cache: PublicKeys = current_app.extensions["authserver.public_keys"]
     t = time.monotonic()
-    hit = _public_keys.get(cache_key)
+    hit = cache.hit
     if hit is not None and t - hit[2] < PUBLIC_KEYS_TTL and kid in hit[1]:
         return hit[0]
-    with _keys_lock:
+    with cache.lock:
         jwks = keystore.public_jwks()
         kids = frozenset(k.get("kid") for k in jwks.get("keys", []) if isinstance(k, dict))
-        _public_keys[cache_key] = (jwks, kids, t)
+        cache.hit = (jwks, kids, t)
     return jwks
 
 

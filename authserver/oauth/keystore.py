@@ -34,8 +34,19 @@ ID_TOKEN_ALG = "RS256"
 #: How long a process keeps using the signer it loaded before looking for a newer key.
 SIGNER_TTL = 30.0
 
-_lock = threading.Lock()
-_signers: dict[tuple[str, str], tuple[keys.Signer, float]] = {}
+
+
+class _Signers:
+    """The app's signer cache: ``alg -> (signer, loaded at)``, kept in ``app.extensions``
+    (one per app, so nothing is shared between apps or keyed by the database URL)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_alg: dict[str, tuple[keys.Signer, float]] = {}
+
+
+def _signers() -> _Signers:
+    return current_app.extensions["authserver.signers"]
 
 
 def _to_record(row: SigningKey) -> keys.KeyRecord:
@@ -90,8 +101,9 @@ def rotate(now: datetime | None = None) -> list[str]:
         for row in current:
             row.retired_at = int(now.timestamp())
         made = [_add_key(alg, now).kid for alg in algs]
-    with _lock:
-        _signers.clear()
+    cache = _signers()
+    with cache.lock:
+        cache.by_alg.clear()
     return made
 
 
@@ -115,12 +127,12 @@ def public_jwks(now: datetime | None = None) -> dict[str, Any]:
 def get_signer(alg: str | None = None) -> keys.Signer:
     """The signer of the newest active key for ``alg`` (default: SIGNING_ALG)."""
     alg = alg or current_app.config["SIGNING_ALG"]
-    cache_key = (current_app.config["DATABASE_URL"], alg)
-    hit = _signers.get(cache_key)
+    cache = _signers()
+    hit = cache.by_alg.get(alg)
     now = time.monotonic()
     if hit and now - hit[1] < SIGNER_TTL:
         return hit[0]
-    with _lock:
+    with cache.lock:
         row = store.signing_keys.newest_active(alg)
         if row is None:
             raise keys.KeyConfigError(f"no active {alg} signing key: run 'authserver init'")
@@ -128,9 +140,9 @@ def get_signer(alg: str | None = None) -> keys.Signer:
             signer = hit[0]
         else:
             signer = keys.Signer.from_record(_to_record(row), _kek())
-        _signers[cache_key] = (signer, now)
+        cache.by_alg[alg] = (signer, now)
         return signer
 
 
-def init_app(app: Flask) -> None:  # noqa: ARG001
-    return None
+def init_app(app: Flask) -> None:
+    app.extensions["authserver.signers"] = _Signers()

@@ -22,6 +22,7 @@ from authserver.oauth.backend import ClientCredentialsGrant
 from authserver.oauth.client_auth import PrivateKeyJWT
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.endpoints import (
+    PublicKeys,
     SmartIntrospectionEndpoint,
     SmartRevocationEndpoint,
     basic_credentials,
@@ -31,7 +32,7 @@ from authserver.oauth.launch import SmartLaunch
 from authserver.oauth.pkce import S256CodeChallenge
 from authserver.smart.configuration import Features
 
-__all__ = ["SmartAuthorizationServer", "authorization", "init_app"]
+__all__ = ["SmartAuthorizationServer", "current", "init_app"]
 
 #: Scopes we advertise in scopes_supported (resource scopes follow the v1/v2 grammar).
 ADVERTISED_SCOPES = (
@@ -108,7 +109,9 @@ class SmartAuthorizationServer(AuthorizationServer):
         return super().handle_response(status_code, payload, headers)
 
 
-authorization = SmartAuthorizationServer()
+def current() -> SmartAuthorizationServer:
+    """The current app's authorization server (built by :func:`init_app`, one per app)."""
+    return current_app.extensions["authserver.authorization"]
 
 
 def _is_token_request() -> bool:
@@ -116,11 +119,12 @@ def _is_token_request() -> bool:
 
 
 def init_app(app: Flask) -> None:
-    server = authorization
+    """Build the app's authorization server and its caches (in ``app.extensions``: nothing
+    is shared between apps, so tests need no cache surgery)."""
+    server = SmartAuthorizationServer()
     server.init_app(app)
-    if getattr(server, "_wired", False):  # one server object, many apps (tests)
-        return
-    server._wired = True
+    app.extensions["authserver.authorization"] = server
+    app.extensions["authserver.public_keys"] = PublicKeys()
     f = server.features
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(), SmartLaunch()])
     server.register_grant(RefreshTokenGrant)

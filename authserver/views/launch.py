@@ -33,7 +33,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from authserver import admin
 from authserver.extensions import csrf
-from authserver.oauth.server import authorization
+from authserver.oauth import server as oauth_server
 
 bp = Blueprint("launch", __name__)
 
@@ -114,9 +114,10 @@ def parse_body() -> dict[str, Any]:
 
 def authenticate_launcher() -> Any:
     """The authenticated client (raises InvalidClientError)."""
-    req = authorization.create_oauth2_request(request)
+    req = oauth_server.current().create_oauth2_request(request)
     try:
-        return authorization.authenticate_client(req, _AUTH_METHODS, endpoint="launch")
+        return oauth_server.current().authenticate_client(req, _AUTH_METHODS,
+                                                          endpoint="launch")
     except ValueError:  # e.g. Basic credentials that are not UTF-8 (Authlib does not catch it)
         raise InvalidClientError(status_code=401) from None
 

@@ -6,8 +6,8 @@ from flask import Blueprint, Response, request
 
 from authserver.extensions import csrf
 from authserver.oauth import cors
+from authserver.oauth import server as oauth_server
 from authserver.oauth.endpoints import SmartRevocationEndpoint
-from authserver.oauth.server import authorization
 
 bp = Blueprint("revoke", __name__)
 
@@ -15,7 +15,7 @@ bp = Blueprint("revoke", __name__)
 @bp.route("/revoke", methods=["POST"], provide_automatic_options=False)
 @csrf.exempt  # a program's call, authenticated like /token
 def revoke() -> Response:
-    resp = authorization.create_endpoint_response(SmartRevocationEndpoint.ENDPOINT_NAME)
+    resp = oauth_server.current().create_endpoint_response(SmartRevocationEndpoint.ENDPOINT_NAME)
     return cors.allow_client_origin(resp, request.headers.get("Origin"),
                                     request.form.get("client_id"))
 

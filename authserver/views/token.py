@@ -6,7 +6,7 @@ from flask import Blueprint, Response, g, request
 
 from authserver.extensions import csrf
 from authserver.oauth import cors
-from authserver.oauth.server import authorization
+from authserver.oauth import server as oauth_server
 
 bp = Blueprint("token", __name__)
 
@@ -16,7 +16,7 @@ bp = Blueprint("token", __name__)
 @bp.route("/token", methods=["POST"], provide_automatic_options=False)
 @csrf.exempt
 def token() -> Response:
-    resp = authorization.create_token_response()
+    resp = oauth_server.current().create_token_response()
     # Authlib's JSON headers carry Cache-Control: no-store and Pragma: no-cache, errors too.
     # Every answer, errors included, carries the CORS headers of the client it is about
     # (so a browser app can read why it was refused): the client the grant identified, or
