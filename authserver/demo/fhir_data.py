@@ -1,6 +1,7 @@
 """Synthetic FHIR R4 data for the demo FHIR server: three patients, their observations
-(laboratory and vital-signs), conditions (problem-list-item and encounter-diagnosis),
-encounters, and one practitioner. Made up; no real person.
+(laboratory and vital-signs; for p1 also one ``exam``, a category outside US Core's),
+conditions (problem-list-item and encounter-diagnosis), encounters, and one practitioner.
+Made up; no real person.
 
 Patient ids: ``p1`` (Example, Alice), ``p2`` (Sample, Bob), ``p3`` (Test, Carol);
 Practitioner ``pr1`` (Smith, Jordan).
@@ -27,7 +28,8 @@ PATIENTS = {
 }
 PRACTITIONERS = {"pr1": ("Smith", "Jordan")}
 
-#: (suffix, category, LOINC code, display, value, unit, per-patient offsets)
+#: (suffix, category, LOINC code, display, value, unit, per-patient offsets); a patient
+#: without an offset has no such observation.
 _OBSERVATIONS = (
     ("glucose", "laboratory", "2339-0", "Glucose [Mass/volume] in Blood", 98.0, "mg/dL",
      {"p1": 0, "p2": 34, "p3": -12}),
@@ -37,6 +39,8 @@ _OBSERVATIONS = (
      {"p1": 0, "p2": 9, "p3": -4}),
     ("weight", "vital-signs", "29463-7", "Body weight", 64.0, "kg",
      {"p1": 0, "p2": 22.5, "p3": -6.2}),
+    ("waist", "exam", "8280-0", "Waist Circumference at umbilicus by Tape measure", 78.0,
+     "cm", {"p1": 0}),
 )
 #: patient -> (code, display, category, onset)
 _CONDITIONS = {
@@ -119,7 +123,7 @@ def resources() -> dict[str, dict[str, dict[str, Any]]]:
         out["Patient"][pid] = _patient(pid)
         enc = _encounter(pid)
         out["Encounter"][enc["id"]] = enc
-        for spec in _OBSERVATIONS:
+        for spec in (s for s in _OBSERVATIONS if pid in s[-1]):
             obs = _observation(pid, spec)
             out["Observation"][obs["id"]] = obs
         for i, spec in enumerate(_CONDITIONS[pid], start=1):

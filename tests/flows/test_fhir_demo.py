@@ -99,7 +99,8 @@ def test_patient_scope_reads_and_searches_the_patient_in_context(fhir_server, pa
     patient = get(fhir + "/Patient/p1", at)
     assert patient.status_code == 200 and patient.json()["name"][0]["family"] == "Example"
     assert ids(get(fhir + "/Observation", at).json()) == [
-        "obs-p1-glucose", "obs-p1-hba1c", "obs-p1-heart-rate", "obs-p1-weight"]
+        "obs-p1-glucose", "obs-p1-hba1c", "obs-p1-heart-rate", "obs-p1-waist",
+        "obs-p1-weight"]
     assert ids(get(fhir + "/Observation", at, params={"category": LAB}).json()) == [
         "obs-p1-glucose", "obs-p1-hba1c"]
     assert ids(get(fhir + "/Observation", at, params={"code": "http://loinc.org|8867-4",
