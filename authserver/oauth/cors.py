@@ -11,12 +11,11 @@ coherent across workers, and a disabled app's origin stops working at once.
 
 from __future__ import annotations
 
-import base64
-
 from flask import Response, make_response
 
 from authserver import store
 from authserver.oauth.clients import OAuthClient
+from authserver.oauth.http_basic import basic_credentials
 
 __all__ = ["preflight", "allow_client_origin"]
 
@@ -32,15 +31,6 @@ def preflight(origin: str | None, methods: str) -> Response:
     return resp
 
 
-def _basic_client_id(auth_header: str | None) -> str | None:
-    if not auth_header or not auth_header.lower().startswith("basic "):
-        return None
-    try:
-        return base64.b64decode(auth_header[6:]).decode().split(":", 1)[0]
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 def allow_client_origin(resp: Response, origin: str | None, client_id: str | None,
                         refresh_token: str | None = None) -> Response:
     """Name ``origin`` in ``resp`` when it is a registered origin of the client the request
@@ -49,7 +39,8 @@ def allow_client_origin(resp: Response, origin: str | None, client_id: str | Non
         return resp
     from flask import request
 
-    cid = client_id or _basic_client_id(request.headers.get("Authorization"))
+    basic = basic_credentials(request.headers.get("Authorization"))
+    cid = client_id or (basic[0] if basic else None)
     if not cid and refresh_token:
         row = store.authorization.find_refresh_token(refresh_token)
         cid = row.client_id if row is not None else None

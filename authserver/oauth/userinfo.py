@@ -13,7 +13,7 @@ from typing import Any
 from authlib.consts import default_json_headers
 
 from authserver import store
-from authserver.oauth.endpoints import BearerChallenge, read_bearer
+from authserver.oauth.rfc6750 import BearerChallenge, read_bearer
 
 __all__ = ["userinfo_response"]
 

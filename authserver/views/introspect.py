@@ -6,7 +6,7 @@ from flask import Blueprint, Response
 
 from authserver.extensions import csrf
 from authserver.oauth import server as oauth_server
-from authserver.oauth.endpoints import SmartIntrospectionEndpoint
+from authserver.oauth.rfc7662 import SmartIntrospectionEndpoint
 
 bp = Blueprint("introspect", __name__)
 

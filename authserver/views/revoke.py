@@ -7,7 +7,7 @@ from flask import Blueprint, Response, request
 from authserver.extensions import csrf
 from authserver.oauth import cors
 from authserver.oauth import server as oauth_server
-from authserver.oauth.endpoints import SmartRevocationEndpoint
+from authserver.oauth.rfc7009 import SmartRevocationEndpoint
 
 bp = Blueprint("revoke", __name__)
 
