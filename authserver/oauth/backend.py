@@ -29,6 +29,7 @@ from flask import current_app
 from authserver.oauth.grants import authenticate_for_grant
 from authserver.oauth.launch import normalize_aud
 from authserver.oauth.tokens import issue_client_credentials_token
+from authserver.smart.configuration import Features
 from authserver.smart.scopes import Scope, ScopeError, format_scopes, narrow, parse_scopes
 
 __all__ = ["ClientCredentialsGrant", "system_scope"]
@@ -78,6 +79,8 @@ def system_scope(requested: str | None, registered: str, *, can_introspect: bool
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    FEATURES = Features(grant_types={"client_credentials"},
+                        scopes={"system/*.rs", "system/*.read"})
     #: SMART Backend Services authenticate with private_key_jwt (listed first: it is the
     #: expected one); secret methods only reach clients registered with them.
     TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt", "client_secret_basic",

@@ -47,6 +47,7 @@ from requests.certs import where as requests_ca_bundle
 
 from authserver import clock, keys, store
 from authserver.oauth.registration import is_loopback_host
+from authserver.smart.configuration import Features
 
 __all__ = ["ASSERTION_TYPE", "JwksError", "JwksFetcher", "PrivateKeyJWT"]
 
@@ -474,6 +475,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     #: SMART: servers SHALL support RS384 and ES384; RS256/ES256 are accepted too.
     #: Never ``none`` and never HS* (a public key used as an HMAC secret).
     ALGORITHMS = ("RS384", "ES384", "RS256", "ES256")
+    FEATURES = Features(auth_methods={"private_key_jwt"}, auth_signing_algs=set(ALGORITHMS),
+                        capabilities={"client-confidential-asymmetric"})
     #: SMART: "exp ... no more than five minutes in the future".
     MAX_LIFETIME = 300
     #: Clock skew allowed on ``exp`` (both ways) and ``nbf``, seconds.

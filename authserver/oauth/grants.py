@@ -27,6 +27,7 @@ from authserver.models import AuthorizationCode, User
 from authserver.oauth.launch import quote_param
 from authserver.oauth.tokens import issue_tokens
 from authserver.smart.ceiling import apply_ceiling
+from authserver.smart.configuration import Features
 from authserver.smart.scopes import ScopeError, format_scopes, is_subset, parse_scopes
 
 __all__ = ["Authorization", "AuthorizationCodeGrant", "RefreshTokenGrant"]
@@ -62,6 +63,8 @@ def _refresh_policy(client: Any, scope: str, session_id: str | None) -> tuple[bo
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    FEATURES = Features(grant_types={"authorization_code"}, response_types={"code"},
+                        endpoints={"authorization_endpoint"})
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     AUTHORIZATION_CODE_LENGTH = 43  # ~256 bits of the URL-safe alphabet
 
@@ -144,8 +147,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 scope=code.scope, aud=code.aud, context=dict(code.context or {}),
                 expires_at=clock.now())
             token = issue_tokens(client=client.row, grant=grant, scope=code.scope, user=user,
-                                 include_refresh=refresh, refresh_expires_at=refresh_exp,
-                                 nonce=code.nonce, auth_time=code.auth_time)
+                                 include_refresh=refresh, refresh_expires_at=refresh_exp)
+            self.execute_hook("process_token", token, user=user, client=client.row,
+                              grant_row=grant, nonce=code.nonce, auth_time=code.auth_time)
             if not store.authorization.attach_grant_to_code(code.id, grant.id):
                 # A second redemption of this code came in while this one was issuing:
                 # RFC 6749 §4.1.2 "the authorization server MUST deny the request" — both
@@ -178,6 +182,7 @@ def _sends_credentials(request: Any) -> bool:
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
+    FEATURES = Features(grant_types={"refresh_token"})
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
@@ -267,4 +272,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             token = issue_tokens(client=client.row, grant=grant, scope=scope, user=user,
                                  include_refresh=refresh, refresh_expires_at=refresh_exp,
                                  refresh_scope=row.scope)
+            self.execute_hook("process_token", token, user=user, client=client.row,
+                              grant_row=grant)
         return 200, token, self.TOKEN_RESPONSE_HEADER

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +19,14 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from flask import current_app
 
 from authserver import store
+from authserver.smart.configuration import Features
 from authserver.smart.scopes import Scope, ScopeError, parse_scopes
 
-__all__ = ["SmartAuthorizeRequest", "SmartLaunch", "normalize_aud", "quote_param",
-           "check_prompt", "PROMPT_VALUES",
-           "MAX_PARAM_LENGTH",
+#: A named /authorize check: reads the request, records what it established, or raises.
+Check = Callable[[Any, "SmartAuthorizeRequest"], None]
+
+__all__ = ["Check", "SmartAuthorizeRequest", "SmartLaunch", "normalize_aud", "quote_param",
+           "check_prompt", "implements", "PROMPT_VALUES", "MAX_PARAM_LENGTH",
            "smart_style", "smart_style_url", "STYLE_PATH"]
 
 #: Where the SMART style document is served (``smart_style_url``).
@@ -94,64 +98,113 @@ def check_prompt(prompt: Any, max_age: Any) -> None:
 class SmartAuthorizeRequest:
     """What the SMART checks established about a valid /authorize request."""
 
-    aud: str
-    scopes: list[Scope]
+    aud: str = ""
+    scopes: list[Scope] = field(default_factory=list)
     launch: Any = None  # LaunchContext row for an EHR launch
-    extra: dict[str, Any] = field(default_factory=dict)
 
-    def has(self, kind: str) -> bool:
-        return any(s.kind == kind for s in self.scopes)
 
-    def raw(self, value: str) -> bool:
-        return any(s.raw == value for s in self.scopes)
+def implements(**features: set[str]) -> Callable[[Check], Check]:
+    """Declare the discovery features a check implements (unioned into the server's)."""
+    def mark(check: Check) -> Check:
+        check.features = Features(**features)  # type: ignore[attr-defined]
+        return check
+    return mark
+
+
+def check_parameters(request: Any, found: SmartAuthorizeRequest) -> None:
+    """RFC 6749 §3.1: parameters "MUST NOT be included more than once"; none longer than
+    :data:`MAX_PARAM_LENGTH`."""
+    for key, values in request.payload.datalist.items():
+        if len(values) > 1:
+            raise InvalidRequestError(f"Multiple '{quote_param(key)}' in request")
+        if values and isinstance(values[0], str) and len(values[0]) > MAX_PARAM_LENGTH:
+            raise InvalidRequestError(f"'{quote_param(key)}' is too long")
+
+
+def check_state(request: Any, found: SmartAuthorizeRequest) -> None:
+    """SMART: ``state`` is REQUIRED (and echoed exactly)."""
+    if not request.payload.data.get("state"):
+        raise InvalidRequestError("Missing 'state'")
+
+
+@implements(prompt_values=set(PROMPT_VALUES))
+def check_prompt_values(request: Any, found: SmartAuthorizeRequest) -> None:
+    """OIDC Core §3.1.2.1 ``prompt`` and ``max_age`` (honoured by oauth/authorize.py)."""
+    data = request.payload.data
+    check_prompt(data.get("prompt"), data.get("max_age"))
+
+
+def check_audience(request: Any, found: SmartAuthorizeRequest) -> None:
+    """SMART: ``aud`` (or RFC 8707 ``resource``) is REQUIRED and names a FHIR server this
+    server protects: for an unknown audience "the EHR SHALL NOT issue a code"."""
+    data = request.payload.data
+    aud = data.get("aud") or data.get("resource")
+    if not aud:
+        raise InvalidRequestError("Missing 'aud'")
+    aud = normalize_aud(aud)
+    if aud not in current_app.config["FHIR_BASE_URLS"]:
+        raise InvalidRequestError("'aud' is not a FHIR server this server protects")
+    found.aud = aud
+
+
+@implements(capabilities={"permission-patient", "permission-user", "permission-v1",
+                          "permission-v2", "permission-offline", "permission-online"},
+            scopes={"launch", "launch/patient", "offline_access", "online_access"})
+def check_scope(request: Any, found: SmartAuthorizeRequest) -> None:
+    """The requested scopes in the SMART grammar, narrowed to the app's registration
+    (RFC 6749 §3.3); ``invalid_scope`` when nothing is left."""
+    data = request.payload.data
+    try:
+        requested = parse_scopes(data.get("scope") or "")
+    except ScopeError as exc:
+        raise InvalidScopeError(str(exc)) from None
+    allowed = set((request.client.get_allowed_scope(data.get("scope")) or "").split())
+    found.scopes = [s for s in requested if s.raw in allowed]
+    if not found.scopes:
+        raise InvalidScopeError("None of the requested scopes is allowed for this client")
+
+
+@implements(capabilities={"launch-ehr", "context-ehr-patient", "context-ehr-encounter",
+                          "context-banner", "context-style"})
+def check_launch(request: Any, found: SmartAuthorizeRequest) -> None:
+    """SMART EHR launch: ``launch`` names a live launch context made for this FHIR server
+    (and, when bound, for this app), and comes with the ``launch`` scope; the scope never
+    comes without it."""
+    launch = request.payload.data.get("launch")
+    wants_launch = any(s.kind == "launch" for s in found.scopes)
+    if not launch:
+        if wants_launch:
+            raise InvalidRequestError("Scope 'launch' needs a 'launch' parameter")
+        return
+    row = store.interaction.find_launch(launch)
+    if row is None:
+        raise InvalidRequestError("'launch' is unknown, expired or already used")
+    if row.aud != found.aud:
+        raise InvalidRequestError("'aud' must equal the 'iss' of the launch")
+    if row.client_id and row.client_id != request.client.client_id:
+        raise InvalidRequestError("'launch' was made for another app")
+    if not wants_launch:
+        raise InvalidScopeError("An EHR launch needs the 'launch' scope")
+    found.launch = row
 
 
 class SmartLaunch:
-    """Grant extension: runs after Authlib validated client, redirect_uri and scope."""
+    """Grant extension: runs after Authlib validated client, redirect_uri and scope, then
+    the SMART checks in this order, each raising one specific error."""
 
-    CAPABILITIES = ("launch-standalone", "authorize-post")
+    CHECKS: tuple[Check, ...] = (check_parameters, check_state, check_prompt_values,
+                                 check_audience, check_scope, check_launch)
+    FEATURES = Features.union(
+        Features(capabilities={"launch-standalone", "authorize-post",
+                               "context-standalone-patient"},
+                 scopes={"patient/*.rs", "patient/*.read", "user/*.rs", "user/*.read"}),
+        *(getattr(c, "features", Features()) for c in CHECKS))
 
     def __call__(self, grant: Any) -> None:
         grant.register_hook("after_validate_authorization_request_payload", self.validate)
 
     def validate(self, grant: Any, redirect_uri: str) -> None:
-        request = grant.request
-        data = request.payload.data
-        for key, values in request.payload.datalist.items():
-            if len(values) > 1:
-                raise InvalidRequestError(f"Multiple '{quote_param(key)}' in request")
-            if values and isinstance(values[0], str) and len(values[0]) > MAX_PARAM_LENGTH:
-                raise InvalidRequestError(f"'{quote_param(key)}' is too long")
-        if not data.get("state"):
-            raise InvalidRequestError("Missing 'state'")
-        check_prompt(data.get("prompt"), data.get("max_age"))
-        aud = data.get("aud") or data.get("resource")
-        if not aud:
-            raise InvalidRequestError("Missing 'aud'")
-        aud = normalize_aud(aud)
-        if aud not in current_app.config["FHIR_BASE_URLS"]:
-            # SMART: "the EHR SHALL NOT issue a code" for an unknown audience.
-            raise InvalidRequestError("'aud' is not a FHIR server this server protects")
-        try:
-            requested = parse_scopes(data.get("scope") or "")
-        except ScopeError as exc:
-            raise InvalidScopeError(str(exc)) from None
-        allowed = request.client.get_allowed_scope(data.get("scope"))
-        scopes = [s for s in requested if s.raw in set((allowed or "").split())]
-        if not scopes:
-            raise InvalidScopeError("None of the requested scopes is allowed for this client")
-        launch_row = None
-        launch = data.get("launch")
-        if launch:
-            launch_row = store.interaction.find_launch(launch)
-            if launch_row is None:
-                raise InvalidRequestError("'launch' is unknown, expired or already used")
-            if launch_row.aud != aud:
-                raise InvalidRequestError("'aud' must equal the 'iss' of the launch")
-            if launch_row.client_id and launch_row.client_id != request.client.client_id:
-                raise InvalidRequestError("'launch' was made for another app")
-            if not any(s.kind == "launch" for s in scopes):
-                raise InvalidScopeError("An EHR launch needs the 'launch' scope")
-        elif any(s.kind == "launch" for s in scopes):
-            raise InvalidRequestError("Scope 'launch' needs a 'launch' parameter")
-        request.smart = SmartAuthorizeRequest(aud=aud, scopes=scopes, launch=launch_row)
+        found = SmartAuthorizeRequest()
+        for check in self.CHECKS:
+            check(grant.request, found)
+        grant.request.smart = found

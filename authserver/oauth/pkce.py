@@ -13,10 +13,13 @@ from __future__ import annotations
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 
+from authserver.smart.configuration import Features
+
 __all__ = ["S256CodeChallenge"]
 
 
 class S256CodeChallenge(CodeChallenge):
+    FEATURES = Features(code_challenge_methods={"S256"})
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
 

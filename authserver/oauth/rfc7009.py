@@ -16,6 +16,7 @@ from authserver import audit, store
 from authserver.models import RefreshToken
 from authserver.oauth.rfc7662 import require_token, token_endpoint_methods
 from authserver.oauth.rfc9068 import verified_claims
+from authserver.smart.configuration import Features
 
 __all__ = ["SmartRevocationEndpoint"]
 
@@ -34,6 +35,8 @@ class _Revocable:
 
 class SmartRevocationEndpoint(RevocationEndpoint):
     """POST /revoke: client authentication as for /token; 200 for unknown tokens."""
+
+    FEATURES = Features(endpoints={"revocation_endpoint"})
 
     def authenticate_endpoint_client(self, request: Any) -> Any:
         client = self.server.authenticate_client(

@@ -34,6 +34,7 @@ from authserver.oauth.grants import CLIENT_AUTH_METHODS
 from authserver.oauth.registration import INTROSPECT_SCOPE
 from authserver.oauth.rfc6750 import BearerChallenge, read_bearer
 from authserver.oauth.rfc9068 import AccessTokenInfo, read_access_token
+from authserver.smart.configuration import Features
 from authserver.smart.launch import token_context
 
 __all__ = ["INTROSPECT_SCOPE", "Caller", "SmartIntrospectionEndpoint", "require_token",
@@ -127,6 +128,8 @@ def _refresh_token_body(refresh: RefreshToken, grant: store.authorization.LiveGr
 class SmartIntrospectionEndpoint(IntrospectionEndpoint):
     """POST /introspect. Inactive, unknown or not-yours tokens all answer ``{"active":
     false}`` and nothing more (RFC 7662 §2.2)."""
+
+    FEATURES = Features(endpoints={"introspection_endpoint"})
 
     def authenticate_endpoint_client(self, request: Any) -> Caller:
         authorization = request.headers.get("Authorization")

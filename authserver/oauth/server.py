@@ -24,6 +24,7 @@ from authserver.oauth.clients import OAuthClient
 from authserver.oauth.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authserver.oauth.http_basic import basic_credentials
 from authserver.oauth.launch import SmartLaunch
+from authserver.oauth.oidc import OpenIDConnect
 from authserver.oauth.pkce import S256CodeChallenge
 from authserver.oauth.rfc7009 import SmartRevocationEndpoint
 from authserver.oauth.rfc7662 import SmartIntrospectionEndpoint
@@ -32,15 +33,17 @@ from authserver.smart.configuration import Features
 
 __all__ = ["SmartAuthorizationServer", "current", "init_app"]
 
-#: Scopes we advertise in scopes_supported (resource scopes follow the v1/v2 grammar).
-ADVERTISED_SCOPES = (
-    "openid", "fhirUser", "profile", "email", "launch/patient", "offline_access",
-    "patient/*.rs", "patient/*.read", "user/*.rs", "user/*.read",
-    "system/*.rs", "system/*.read",
-)
-
-
 class SmartAuthorizationServer(AuthorizationServer):
+    #: What the server itself brings: Authlib's built-in client authentication methods,
+    #: the token endpoint and our JWKS, and the endpoints served by views around it
+    #: (``/register``: RFC 7591; ``/account``: SMART's management_endpoint).
+    FEATURES = Features(
+        auth_methods={"none", "client_secret_basic", "client_secret_post"},
+        capabilities={"client-public", "client-confidential-symmetric"},
+        endpoints={"token_endpoint", "jwks_uri", "registration_endpoint",
+                   "management_endpoint"},
+    )
+
     def __init__(self) -> None:
         super().__init__()
         self.features = Features()
@@ -116,55 +119,42 @@ def _is_token_request() -> bool:
     return flask_request.path == "/token"
 
 
+#: Everything registered, in order: (grant, its extensions), endpoints, client
+#: authentication methods. Discovery advertises the union of their ``FEATURES``, so the
+#: documents claim nothing that is not wired in (fosite's compose table of contents).
+GRANTS: tuple[tuple[type, tuple[type, ...]], ...] = (
+    (AuthorizationCodeGrant, (S256CodeChallenge, SmartLaunch, OpenIDConnect)),
+    (RefreshTokenGrant, (OpenIDConnect,)),
+    # SMART Backend Services: client_credentials with private_key_jwt.
+    (ClientCredentialsGrant, ()),
+)
+ENDPOINTS: tuple[type, ...] = (SmartIntrospectionEndpoint, SmartRevocationEndpoint)
+CLIENT_AUTH: tuple[type, ...] = (PrivateKeyJWT,)
+
+
+def _register(server: SmartAuthorizationServer) -> list[Features]:
+    """Register every component; returns their declared features."""
+    parts = [server.FEATURES]
+    for grant, extensions in GRANTS:
+        server.register_grant(grant, [ext() for ext in extensions])
+        parts += [grant.FEATURES, *(ext.FEATURES for ext in extensions)]
+    for endpoint in ENDPOINTS:
+        server.register_endpoint(endpoint)
+        parts.append(endpoint.FEATURES)
+    for method in CLIENT_AUTH:
+        server.register_client_auth_method(method.CLIENT_AUTH_METHOD, method())
+        parts.append(method.FEATURES)
+    return parts
+
+
 def init_app(app: Flask) -> None:
     """Build the app's authorization server and its caches (in ``app.extensions``: nothing
     is shared between apps, so tests need no cache surgery)."""
     server = SmartAuthorizationServer()
     server.init_app(app)
+    server.features = Features.union(*_register(server))
     app.extensions["authserver.authorization"] = server
     app.extensions["authserver.public_keys"] = PublicKeys()
-    f = server.features
-    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(), SmartLaunch()])
-    server.register_grant(RefreshTokenGrant)
-    f.grant_types |= {"authorization_code", "refresh_token"}
-    f.response_types |= {"code"}
-    f.code_challenge_methods |= {"S256"}
-    f.endpoints |= {"authorization_endpoint", "token_endpoint", "jwks_uri",
-                    "registration_endpoint"}
-    f.auth_methods |= {"none", "client_secret_basic", "client_secret_post"}
-    f.capabilities |= {
-        "launch-standalone", "authorize-post",
-        "client-public", "client-confidential-symmetric",
-        "sso-openid-connect", "context-standalone-patient",
-        "permission-offline", "permission-patient", "permission-v1", "permission-v2",
-    }
-    # SMART Backend Services: client_credentials with private_key_jwt (any endpoint).
-    server.register_grant(ClientCredentialsGrant)
-    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
-    f.grant_types |= {"client_credentials"}
-    f.auth_methods |= {"private_key_jwt"}
-    f.auth_signing_algs |= set(PrivateKeyJWT.ALGORITHMS)
-    f.capabilities |= {"client-confidential-asymmetric"}
     # /token has no rate limit (secrets are 256-bit, assertions signed): skip Flask-Limiter's
     # per-request bookkeeping there, a measurable share of the hot path (docs/performance.md).
     limiter.request_filter(_is_token_request)
-    # Token lifecycle: RFC 7662 introspection, RFC 7009 revocation, OIDC userinfo, and the
-    # user's connected-apps page (SMART management_endpoint).
-    server.register_endpoint(SmartIntrospectionEndpoint)
-    server.register_endpoint(SmartRevocationEndpoint)
-    f.endpoints |= {"introspection_endpoint", "revocation_endpoint", "userinfo_endpoint",
-                    "management_endpoint"}
-    f.scopes |= set(ADVERTISED_SCOPES)
-    f.claims |= {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
-                 "fhirUser", "name", "email"}
-    # OIDC Core §3.1.2.1 prompt (and max_age), honoured by authserver.oauth.authorize.
-    f.prompt_values |= {"none", "login", "consent", "select_account"}
-    # Clinicians and EHRs (issue 4): EHR launch with its context (SmartLaunch, POST /launch,
-    # /smart-style.json), the clinician's patient picker, user/ scopes, and online_access
-    # refresh tokens that end with the sign-in session. Each proven by tests/flows/
-    # test_ehr_launch.py, test_picker.py and test_online_access.py.
-    f.capabilities |= {
-        "launch-ehr", "context-ehr-patient", "context-ehr-encounter", "context-banner",
-        "context-style", "context-standalone-patient", "permission-user", "permission-online",
-    }
-    f.scopes |= {"launch", "online_access"}

@@ -1,15 +1,13 @@
-"""Token issuance: RFC 9068 JWT access tokens with SMART claims, refresh tokens, id_tokens.
+"""Token issuance, the one place: RFC 9068 JWT access tokens with SMART claims, refresh tokens.
 
 - RFC 9068 §2 (https://www.rfc-editor.org/rfc/rfc9068#section-2): header ``typ: at+jwt``;
   claims iss, exp, aud, sub, client_id, iat, jti (+ scope and SMART context).
-- OpenID Connect Core §2 / §3.1.3.6: id_token with at_hash; RS256 (SMART, Inferno).
+- The id_token is added by the OpenID Connect grant extension (:mod:`authserver.oauth.oidc`).
 - SMART App Launch 2.2: token response carries scope, expires_in and launch context.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import uuid
 from typing import Any
 
@@ -22,7 +20,7 @@ from authserver.smart.launch import token_context
 from authserver.smart.scopes import parse_scopes
 
 __all__ = ["issue_tokens", "issue_client_credentials_token", "access_token_claims",
-           "build_id_token", "fhir_user_url"]
+           "fhir_user_url"]
 
 
 def fhir_user_url(user: User | None, aud: str) -> str | None:
@@ -30,10 +28,6 @@ def fhir_user_url(user: User | None, aud: str) -> str | None:
     if user is None or not user.fhir_user:
         return None
     return f"{aud.rstrip('/')}/{user.fhir_user}"
-
-
-def _kinds(scope: str) -> set[str]:
-    return {s.kind for s in parse_scopes(scope)}
 
 
 def access_token_claims(
@@ -61,80 +55,40 @@ def access_token_claims(
     return claims
 
 
-def _at_hash(access_token: str) -> str:
-    # OIDC Core §3.1.3.6: left half of the hash of the ASCII access token, base64url.
-    digest = hashlib.sha256(access_token.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
-
-
-def build_id_token(*, user: User, client: Client, grant: Grant, access_token: str,
-                   nonce: str | None, auth_time: int | None) -> tuple[str, dict[str, Any]]:
-    conf = current_app.config
-    t = clock.now()
-    kinds = _kinds(grant.scope)
-    claims: dict[str, Any] = {
-        "iss": conf["ISSUER"],
-        "sub": str(user.id),
-        "aud": client.client_id,
-        "exp": t + conf["ID_TOKEN_LIFETIME"],
-        "iat": t,
-        "at_hash": _at_hash(access_token),
-    }
-    if auth_time:
-        claims["auth_time"] = auth_time
-    if nonce:
-        claims["nonce"] = nonce
-    if "fhirUser" in kinds and user.fhir_user:
-        claims["fhirUser"] = fhir_user_url(user, grant.aud)
-    if "profile" in kinds and user.name:
-        claims["name"] = user.name
-    if "email" in kinds and user.email:
-        claims["email"] = user.email
-    signer = keystore.get_signer(keystore.ID_TOKEN_ALG)
-    return signer.sign(claims, typ="JWT"), claims
+def _access_fhir_user(parsed: list[Any], user: User | None, aud: str) -> str | None:
+    """``fhirUser`` of an access token: under the ``fhirUser`` scope, and always with a
+    ``user/`` scope, which reaches "what the user may see": the resource server needs to
+    know who that is (the ceiling grants user/ scopes only to accounts that have one)."""
+    if any(s.kind == "fhirUser" or (s.resource is not None and s.resource.context == "user")
+           for s in parsed):
+        return fhir_user_url(user, aud)
+    return None
 
 
 def issue_tokens(
     *, client: Client, grant: Grant, scope: str, user: User | None,
     include_refresh: bool, refresh_expires_at: int | None = None,
-    nonce: str | None = None, auth_time: int | None = None, lifetime: int | None = None,
-    refresh_scope: str | None = None,
+    lifetime: int | None = None, refresh_scope: str | None = None,
 ) -> dict[str, Any]:
-    """Sign an access token (and id_token / refresh token where granted) for ``grant``.
+    """Sign an access token (and a refresh token where granted) for ``grant``.
 
     ``refresh_scope`` is the new refresh token's scope when it differs from ``scope`` (a
     refresh that narrowed the access token). Adds the refresh token row to the session;
-    the caller commits.
+    the caller commits (and runs the grant's ``process_token`` hooks: the id_token).
     """
-    conf = current_app.config
-    lifetime = lifetime or conf["ACCESS_TOKEN_LIFETIME"]
-    parsed = parse_scopes(scope)
-    kinds = {s.kind for s in parsed}
-    # A user/ scope reaches "what the user may see": the resource server needs to know who
-    # that is, so such a token always carries fhirUser (the ceiling grants user/ scopes
-    # only to accounts that have one).
-    has_user_scope = any(s.resource is not None and s.resource.context == "user"
-                         for s in parsed)
-    fhir_user = (fhir_user_url(user, grant.aud)
-                 if "fhirUser" in kinds or has_user_scope else None)
+    lifetime = lifetime or current_app.config["ACCESS_TOKEN_LIFETIME"]
     claims = access_token_claims(
         client_id=client.client_id, sub=str(user.id) if user else client.client_id,
         aud=grant.aud, scope=scope, lifetime=lifetime, grant_id=grant.id,
-        context=grant.context or {}, fhir_user=fhir_user)
-    access_token = keystore.get_signer().sign(claims, typ="at+jwt")
+        context=grant.context or {},
+        fhir_user=_access_fhir_user(parse_scopes(scope), user, grant.aud))
     token: dict[str, Any] = {
-        "access_token": access_token,
+        "access_token": keystore.get_signer().sign(claims, typ="at+jwt"),
         "token_type": "Bearer",
         "expires_in": lifetime,
         "scope": scope,
     }
     token.update(token_context(grant.context or {}, scope.split()))
-    if "openid" in kinds and user is not None:
-        token["id_token"], id_claims = build_id_token(
-            user=user, client=client, grant=grant, access_token=access_token, nonce=nonce,
-            auth_time=auth_time)
-        grant.id_token_claims = {k: id_claims[k] for k in ("iss", "sub", "fhirUser")
-                                 if k in id_claims}
     expires_at = claims["exp"]
     if include_refresh and refresh_expires_at:
         refresh = digests.new_secret(32)

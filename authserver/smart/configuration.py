@@ -7,7 +7,7 @@ and OpenID Connect Discovery 1.0 §3. Pure: the caller passes the issuer and the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["Features", "smart_configuration", "openid_configuration", "endpoint_urls"]
@@ -26,18 +26,27 @@ ENDPOINT_PATHS = {
 
 @dataclass
 class Features:
-    """What is implemented; each feature adds to it when it is wired in."""
+    """What is implemented. Each component declares its part (``FEATURES``); the server's
+    is the :meth:`union` of the parts it registers."""
 
     capabilities: set[str] = field(default_factory=set)
     grant_types: set[str] = field(default_factory=set)
     auth_methods: set[str] = field(default_factory=set)
     auth_signing_algs: set[str] = field(default_factory=set)
-    endpoints: set[str] = field(default_factory=lambda: {"token_endpoint", "jwks_uri"})
+    endpoints: set[str] = field(default_factory=set)
     scopes: set[str] = field(default_factory=set)
     response_types: set[str] = field(default_factory=set)
     code_challenge_methods: set[str] = field(default_factory=set)
     claims: set[str] = field(default_factory=set)
     prompt_values: set[str] = field(default_factory=set)
+
+    @classmethod
+    def union(cls, *parts: Features) -> Features:
+        out = cls()
+        for part in parts:
+            for f in fields(cls):
+                getattr(out, f.name).update(getattr(part, f.name))
+        return out
 
 
 def endpoint_urls(issuer: str, names: Iterable[str]) -> dict[str, str]:
