@@ -29,7 +29,7 @@ from flask import current_app
 from authserver.oauth.grants import authenticate_for_grant
 from authserver.oauth.launch import normalize_aud
 from authserver.oauth.tokens import issue_client_credentials_token
-from authserver.smart.scopes import Scope, ScopeError, format_scopes, narrow, parse_scopes
+from authserver.smart.grammar import Scope, ScopeError, format_scopes, narrow, parse_scopes
 
 __all__ = ["ClientCredentialsGrant", "system_scope"]
 

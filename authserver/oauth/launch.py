@@ -18,7 +18,7 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from flask import current_app
 
 from authserver import store
-from authserver.smart.scopes import Scope, ScopeError, parse_scopes
+from authserver.smart.grammar import Scope, ScopeError, parse_scopes
 
 __all__ = ["SmartAuthorizeRequest", "SmartLaunch", "normalize_aud", "quote_param",
            "check_prompt", "PROMPT_VALUES",
