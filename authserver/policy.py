@@ -16,7 +16,7 @@ from authserver import audit, clock, identifiers, store
 from authserver.models import User
 from authserver.models.users import ROLES
 from authserver.smart.ceiling import Ceiling, PolicyError, check_policy, effective_ceiling
-from authserver.smart.scopes import format_scopes
+from authserver.smart.grammar import format_scopes
 
 __all__ = ["PolicyError", "ceiling_for", "set_policy", "unset_policy", "show_policy"]
 

@@ -31,7 +31,7 @@ def main() -> int:
     from authserver.app import create_app
     from authserver.extensions import limiter
     from authserver.oauth import backend
-    from authserver.smart.scopes import parse_scopes
+    from authserver.smart.grammar import parse_scopes
 
     app = create_app()
     with app.app_context():

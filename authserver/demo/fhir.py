@@ -35,7 +35,7 @@ from authserver.resource import (
 )
 from authserver.resource.access import reference_id
 from authserver.resource.flask import fhir_error
-from authserver.smart.scopes import resource_matches
+from authserver.smart.access import resource_matches
 
 __all__ = ["create_fhir_app", "serve", "SEARCH_PARAMS"]
 

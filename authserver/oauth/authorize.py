@@ -29,14 +29,13 @@ from authserver.oauth import server as oauth_server
 from authserver.oauth.grants import Authorization
 from authserver.oauth.launch import quote_param
 from authserver.smart.ceiling import apply_ceiling
-from authserver.smart.scopes import (
+from authserver.smart.consent import (
     ConsentItem,
-    Scope,
     consent_items,
-    format_scopes,
     granted_from_choice,
     previously_chosen,
 )
+from authserver.smart.grammar import Scope, format_scopes
 
 __all__ = ["Step", "begin", "resume", "signed_out", "decide", "choose_patient", "picker_check",
            "KNOWN_PARAMS"]

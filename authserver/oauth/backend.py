@@ -30,7 +30,7 @@ from authserver.oauth.grants import authenticate_for_grant
 from authserver.oauth.launch import normalize_aud
 from authserver.oauth.tokens import issue_client_credentials_token
 from authserver.smart.configuration import Features
-from authserver.smart.scopes import Scope, ScopeError, format_scopes, narrow, parse_scopes
+from authserver.smart.grammar import Scope, ScopeError, format_scopes, narrow, parse_scopes
 
 __all__ = ["ClientCredentialsGrant", "system_scope"]
 

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 from authserver import audit, store
-from authserver.smart.scopes import ScopeError, describe, parse_scope
+from authserver.smart.consent import describe
+from authserver.smart.grammar import ScopeError, parse_scope
 
 __all__ = ["ConnectedApp", "connected_apps", "revoke_app"]
 

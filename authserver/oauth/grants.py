@@ -28,7 +28,7 @@ from authserver.oauth.launch import quote_param
 from authserver.oauth.tokens import issue_tokens
 from authserver.smart.ceiling import apply_ceiling
 from authserver.smart.configuration import Features
-from authserver.smart.scopes import ScopeError, format_scopes, is_subset, parse_scopes
+from authserver.smart.grammar import ScopeError, format_scopes, is_subset, parse_scopes
 
 __all__ = ["Authorization", "AuthorizationCodeGrant", "RefreshTokenGrant"]
 

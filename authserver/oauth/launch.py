@@ -20,7 +20,7 @@ from flask import current_app
 
 from authserver import store
 from authserver.smart.configuration import Features
-from authserver.smart.scopes import Scope, ScopeError, parse_scopes
+from authserver.smart.grammar import Scope, ScopeError, parse_scopes
 
 #: A named /authorize check: reads the request, records what it established, or raises.
 Check = Callable[[Any, "SmartAuthorizeRequest"], None]

@@ -25,7 +25,7 @@ from authserver.models import Client, Grant, User
 from authserver.oauth import keystore
 from authserver.oauth.tokens import fhir_user_url
 from authserver.smart.configuration import Features
-from authserver.smart.scopes import parse_scopes
+from authserver.smart.grammar import parse_scopes
 
 __all__ = ["OpenIDConnect", "build_id_token"]
 

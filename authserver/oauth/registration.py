@@ -24,7 +24,7 @@ from flask import current_app
 
 from authserver import clock, digests, store
 from authserver.models import Client
-from authserver.smart.scopes import ScopeError, parse_scopes
+from authserver.smart.grammar import ScopeError, parse_scopes
 
 __all__ = [
     "AUTH_METHODS", "GRANT_TYPES", "RegistrationError", "register_client", "validate_jwks",

@@ -16,8 +16,8 @@ from flask import current_app
 from authserver import clock, digests, store
 from authserver.models import Client, Grant, User
 from authserver.oauth import keystore
+from authserver.smart.grammar import parse_scopes
 from authserver.smart.launch import token_context
-from authserver.smart.scopes import parse_scopes
 
 __all__ = ["issue_tokens", "issue_client_credentials_token", "access_token_claims",
            "fhir_user_url"]

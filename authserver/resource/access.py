@@ -13,7 +13,7 @@ results"), and the three compartments:
   ``user_can_see``);
 - ``system/`` scopes reach everything.
 
-The decision itself is :func:`authserver.smart.scopes.check_access` (tested over the SMART
+The decision itself is :func:`authserver.smart.access.check_access` (tested over the SMART
 scope examples); this module applies it per compartment and to concrete resources. Pure.
 """
 
@@ -23,13 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from authserver.smart.scopes import (
-    Params,
-    Scope,
-    check_access,
-    resource_matches,
-    search_satisfies,
-)
+from authserver.smart.access import check_access, resource_matches, search_satisfies
+from authserver.smart.grammar import Params, Scope
 
 __all__ = ["Access", "Rule", "decide", "patient_of", "reference_id"]
 

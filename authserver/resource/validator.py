@@ -40,7 +40,7 @@ import requests
 from authserver import keys
 from authserver.resource.access import Access, decide
 from authserver.resource.errors import AuthorizationServerUnavailable, TokenInvalid
-from authserver.smart.scopes import Scope, ScopeError, parse_scope
+from authserver.smart.grammar import Scope, ScopeError, parse_scope
 
 __all__ = [
     "ACCESS_TOKEN_TYPES", "DEFAULT_ALGORITHMS", "DEFAULT_LEEWAY", "JWKS_MAX_AGE",

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from authserver.smart.scopes import (
+from authserver.smart.grammar import (
     PERMISSION_ORDER,
     ResourceScope,
     Scope,

@@ -7,7 +7,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from authserver.auth import session as auth
 from authserver.extensions import csrf
 from authserver.oauth import authorize as flow
-from authserver.smart.scopes import describe
+from authserver.smart.consent import describe
 from authserver.web import error_page
 
 bp = Blueprint("authorize", __name__)

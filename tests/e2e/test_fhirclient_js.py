@@ -320,7 +320,7 @@ def test_ehr_launch_with_encounter_for_a_clinician_with_totp(browser, smart, bas
 
 
 def test_v1_scopes_are_kept_and_reach_a_category_outside_us_core(browser, smart, base_url):
-    from authserver.smart.scopes import GRANULAR_CATEGORIES
+    from authserver.smart.grammar import GRANULAR_CATEGORIES
 
     exam = f"{OBSERVATION_CATEGORY}|exam"
     # The premise: the consent page offers no category sub-scope for `exam`.

@@ -9,7 +9,7 @@ from authserver.smart.ceiling import (
     effective_ceiling,
     role_ceiling,
 )
-from authserver.smart.scopes import format_scopes, parse_scopes
+from authserver.smart.grammar import format_scopes, parse_scopes
 
 ASKED = ("openid fhirUser profile email launch launch/patient offline_access "
          "patient/*.rs user/*.rs system/*.rs user/Observation.read introspect")

@@ -6,15 +6,13 @@ Cases follow the examples on SMART App Launch 2.2 "Scopes and Launch Context"
 
 import pytest
 
-from authserver.smart.scopes import (
+from authserver.smart.access import (
     AccessDecision,
-    ScopeError,
     check_access,
-    parse_scope,
-    parse_scopes,
     resource_matches,
     search_satisfies,
 )
+from authserver.smart.grammar import ScopeError, parse_scope, parse_scopes
 
 OBS = "http://terminology.hl7.org/CodeSystem/observation-category"
 COND = "http://terminology.hl7.org/CodeSystem/condition-category"
