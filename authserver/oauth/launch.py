@@ -129,7 +129,7 @@ def check_state(request: Any, found: SmartAuthorizeRequest) -> None:
 
 @implements(prompt_values=set(PROMPT_VALUES))
 def check_prompt_values(request: Any, found: SmartAuthorizeRequest) -> None:
-    """OIDC Core §3.1.2.1 ``prompt`` and ``max_age`` (honoured by oauth/authorize.py)."""
+    """OIDC Core §3.1.2.1 ``prompt`` and ``max_age`` (honoured by services/authorize_flow.py)."""
     data = request.payload.data
     check_prompt(data.get("prompt"), data.get("max_age"))
 

@@ -6,23 +6,25 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from authserver.auth import session as auth
 from authserver.extensions import csrf
-from authserver.oauth import authorize as flow
+from authserver.services import authorize_flow as flow
+from authserver.services import authorize_steps as steps
 from authserver.smart.consent import describe
 from authserver.web import error_page
 
 bp = Blueprint("authorize", __name__)
 
 
-def _render(step: flow.Step, *, post: bool = False):
-    if step.kind == "redirect":
-        # RFC 9700 §4.12: 303 after a POST, so the browser does not re-POST credentials.
-        return redirect(step.location, 303 if post else 302)
-    if step.kind == "error_page":
-        return error_page(step.title, step.message, step.status)
-    if step.kind == "login":
-        return redirect(step.location, 303)
-    if step.kind == "pick_patient":
-        return redirect(url_for("picker.pick", req=step.pending.id), 303)
+def _render(step: steps.Step, *, post: bool = False):
+    match step:
+        case steps.Redirect(location=location):
+            # RFC 9700 §4.12: 303 after a POST, so the browser does not re-POST credentials.
+            return redirect(location, 303 if post else 302)
+        case steps.ErrorPage(title=title, message=message, status=status):
+            return error_page(title, message, status)
+        case steps.SignIn(location=location):
+            return redirect(location, 303)
+        case steps.PickPatient(pending=pending):
+            return redirect(url_for("picker.pick", req=pending.id), 303)
     groups = {}
     for item in step.items:
         groups.setdefault(item.group, []).append(item)

@@ -8,7 +8,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from authserver import store
 from authserver.auth import session as auth
-from authserver.oauth import authorize as flow
+from authserver.services import authorize_flow as flow
 from authserver.web import error_page
 
 bp = Blueprint("picker", __name__)
