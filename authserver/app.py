@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -16,6 +17,37 @@ __all__ = ["create_app"]
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app. Raises :class:`authserver.config.ConfigError` on bad configuration."""
     conf = load_config(test_config=test_config)
+    app = _flask_app(conf)
+    # Authlib's grants log whole token dicts at DEBUG: keep them above it (DESIGN.md, style 7).
+    logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
+    if conf["TRUST_PROXY"]:
+        _trust_proxy(app, conf["TRUST_PROXY"])
+    for init_app in _features():
+        init_app(app)
+    return app
+
+
+def _features() -> tuple[Callable[[Flask], None], ...]:
+    """Every feature's ``init_app``, in the order they run."""
+    from authserver import audit, ratelimit, web
+    from authserver.extensions import csrf
+    from authserver.oauth import keystore, server
+    from authserver.views import init_app as init_views
+
+    return (
+        _init_database,  # the handle, the unit of work's guard, SQLite pragmas, migrations
+        csrf.init_app,
+        ratelimit.init_app,  # counters shared by every worker: the database unless configured
+        web.init_app,  # security headers, error pages, template helpers
+        keystore.init_app,
+        server.init_app,
+        audit.init_app,
+        init_views,
+    )
+
+
+def _flask_app(conf: dict[str, Any]) -> Flask:
+    """The Flask object with the configuration and the settings derived from it."""
     app = Flask(
         "authserver",
         instance_path=conf["INSTANCE_PATH"],
@@ -34,37 +66,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=256 * 1024,
         JSON_SORT_KEYS=False,
     )
-    # Authlib's grants log whole token dicts at DEBUG: keep them above it (DESIGN.md, style 7).
-    logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
+    return app
 
-    if conf["TRUST_PROXY"]:
-        from werkzeug.middleware.proxy_fix import ProxyFix
 
-        n = conf["TRUST_PROXY"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+def _trust_proxy(app: Flask, hops: int) -> None:
+    """Believe ``hops`` proxies' X-Forwarded-For, -Proto and -Host."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from authserver import ratelimit, store
-    from authserver.extensions import csrf, db, migrate
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+
+def _init_database(app: Flask) -> None:
+    from authserver import store
+    from authserver.extensions import db, migrate
 
     db.init_app(app)
     store.init_app(app)  # the unit of work's guard
-    if conf["DATABASE_URL"].startswith("sqlite"):
+    if app.config["DATABASE_URL"].startswith("sqlite"):
         with app.app_context():
             _sqlite_pragmas(db.engine)
     migrate.init_app(app, db, directory=str(data_dir("migrations")))
-    csrf.init_app(app)
-    ratelimit.init_app(app)  # counters shared by every worker: the database unless configured
-
-    from authserver import audit, web
-    from authserver.oauth import keystore, server
-    from authserver.views import init_app as init_views
-
-    web.init_app(app)  # security headers, error pages, template helpers
-    keystore.init_app(app)
-    server.init_app(app)
-    audit.init_app(app)
-    init_views(app)
-    return app
 
 
 def _sqlite_pragmas(engine: Any) -> None:

@@ -234,12 +234,27 @@ def _check_rates(conf: dict[str, Any]) -> None:
 
 def validate(conf: dict[str, Any]) -> None:
     """Normalize ``conf`` in place; raise :class:`ConfigError` naming the first bad variable."""
+    _check_issuer(conf)
+    _check_fhir_bases(conf)
+    _check_whole_numbers(conf)
+    _check_switches(conf)
+    _check_smtp_port(conf)
+    _check_rates(conf)
+    _check_signing_alg(conf)
+    _check_database_url(conf)
+
+
+def _check_issuer(conf: dict[str, Any]) -> None:
     issuer = _check_url("ISSUER", conf["ISSUER"])
     if issuer.endswith("/"):
         # The `iss` claim must be byte-identical to the discovery `issuer`; a trailing slash
         # makes "{issuer}/.well-known/..." ambiguous, so we refuse it instead of guessing.
         raise ConfigError(f"{env_name('ISSUER')}: must not end with '/'")
     conf["ISSUER"] = issuer
+
+
+def _check_fhir_bases(conf: dict[str, Any]) -> None:
+    """FHIR_BASE_URL (comma separated, or a list) -> FHIR_BASE_URLS; the first is the default."""
     bases = conf["FHIR_BASE_URL"]
     if isinstance(bases, str):
         bases = [b for b in (p.strip() for p in bases.split(",")) if b]
@@ -247,6 +262,9 @@ def validate(conf: dict[str, Any]) -> None:
         raise ConfigError(f"{env_name('FHIR_BASE_URL')}: at least one FHIR base URL is required")
     conf["FHIR_BASE_URLS"] = [_check_url("FHIR_BASE_URL", b).rstrip("/") for b in bases]
     conf["FHIR_BASE_URL"] = conf["FHIR_BASE_URLS"][0]
+
+
+def _check_whole_numbers(conf: dict[str, Any]) -> None:
     for key in _INT_KEYS:
         try:
             value = int(conf[key])
@@ -255,34 +273,42 @@ def validate(conf: dict[str, Any]) -> None:
         if value < 0 or (value == 0 and key not in _ZERO_OK):
             raise ConfigError(f"{env_name(key)}: must be positive")
         conf[key] = value
-    if conf["JWKS_ALLOW_PRIVATE_NETWORKS"] not in (0, 1):
-        raise ConfigError(f"{env_name('JWKS_ALLOW_PRIVATE_NETWORKS')}: must be 0 or 1")
-    if conf["OPEN_REGISTRATION"] not in (0, 1):
-        raise ConfigError(f"{env_name('OPEN_REGISTRATION')}: must be 0 or 1")
-    if conf["SMTP_STARTTLS"] not in (0, 1):
-        raise ConfigError(f"{env_name('SMTP_STARTTLS')}: must be 0 or 1")
+
+
+def _check_switches(conf: dict[str, Any]) -> None:
+    for key in ("JWKS_ALLOW_PRIVATE_NETWORKS", "OPEN_REGISTRATION", "SMTP_STARTTLS"):
+        if conf[key] not in (0, 1):
+            raise ConfigError(f"{env_name(key)}: must be 0 or 1")
+
+
+def _check_smtp_port(conf: dict[str, Any]) -> None:
     if conf["SMTP_PORT"] > 65535:
         raise ConfigError(f"{env_name('SMTP_PORT')}: must be a port number (1-65535)")
-    _check_rates(conf)
+
+
+def _check_signing_alg(conf: dict[str, Any]) -> None:
     alg = str(conf["SIGNING_ALG"]).upper()
     if alg not in _SIGNING_ALGS:
         raise ConfigError(f"{env_name('SIGNING_ALG')}: must be one of {', '.join(_SIGNING_ALGS)}")
     conf["SIGNING_ALG"] = alg
-    url = str(conf["DATABASE_URL"] or "")
-    if url:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
 
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            raise ConfigError(
-                f"{env_name('DATABASE_URL')}: not a SQLAlchemy database URL") from None
-        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ConfigError(
-                f"{env_name('DATABASE_URL')}: only sqlite and postgresql are supported")
-        if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-            # psycopg 3 is the driver we ship in the `postgres` extra.
-            conf["DATABASE_URL"] = parsed.set(drivername="postgresql+psycopg").render_as_string(
-                hide_password=False
-            )
+
+def _check_database_url(conf: dict[str, Any]) -> None:
+    """sqlite or postgresql only; a bare postgresql:// URL gets the psycopg 3 driver."""
+    url = str(conf["DATABASE_URL"] or "")
+    if not url:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"{env_name('DATABASE_URL')}: not a SQLAlchemy database URL") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"{env_name('DATABASE_URL')}: only sqlite and postgresql are supported")
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        # psycopg 3 is the driver we ship in the `postgres` extra.
+        conf["DATABASE_URL"] = parsed.set(drivername="postgresql+psycopg").render_as_string(
+            hide_password=False
+        )

@@ -167,7 +167,7 @@ def create_demo_app(*, issuer: str, fhir_base: str, client_id: str, base_url: st
     """The demo app, served at ``base_url`` (its redirect URI is ``base_url + /callback``).
 
     ``issuer`` is the authorization server, ``fhir_base`` the FHIR server (the ``aud``),
-    ``client_id`` the app's registration (see :mod:`authserver.demo.seed`).
+    ``client_id`` the app's registration (see :mod:`authserver.cli.seed`).
     """
     issuer, fhir_base, base_url = issuer.rstrip("/"), fhir_base.rstrip("/"), base_url.rstrip("/")
     redirect_uri = base_url + CALLBACK_PATH

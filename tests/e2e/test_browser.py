@@ -72,9 +72,9 @@ def browser() -> Iterator:
 @pytest.fixture
 def demo(app, base_url) -> Iterator[dict]:
     """The demo FHIR server and the demo app, seeded on the live authorization server."""
+    from authserver.cli.seed import DEMO_PASSWORD, seed
     from authserver.demo.app import create_demo_app
     from authserver.demo.fhir import create_fhir_app
-    from authserver.demo.seed import DEMO_PASSWORD, seed
 
     fhir = _Served()
     fhir_base = fhir.url + "/fhir"
@@ -205,7 +205,7 @@ def test_browser_clinician_standalone_launch_with_totp_and_picker(browser, demo,
 
 def test_demo_seed_is_idempotent(app, base_url):
     from authserver import store
-    from authserver.demo.seed import DEMO_PATIENTS, ehr_launch_link, seed
+    from authserver.cli.seed import DEMO_PATIENTS, ehr_launch_link, seed
     with app.app_context():
         first = seed("http://127.0.0.1:8002")
         second = seed("http://127.0.0.1:8002")

@@ -135,8 +135,8 @@ def browser() -> Iterator:
 def smart(app, base_url, browser) -> Iterator[SmartApp]:
     """The demo FHIR server and the static test app, its client registered (public) and the
     demo users seeded on the live authorization server."""
+    from authserver.cli.seed import DEMO_PASSWORD, seed
     from authserver.demo.fhir import create_fhir_app
-    from authserver.demo.seed import DEMO_PASSWORD, seed
 
     fhir = _Served()
     fhir_base = fhir.url + "/fhir"

@@ -12,7 +12,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from authserver.demo import create_fhir_app
+from authserver.demo.fhir import create_fhir_app
 from authserver.demo.fhir_data import PATIENTS
 from tests.flows.test_introspection import resource_server
 from tests.helpers import FHIR_BASE, OAuthFlow, make_client, make_user

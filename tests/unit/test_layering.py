@@ -99,3 +99,110 @@ def test_oauth_never_imports_views():
         bad = {n for n in _imports(path, top_level_only=False)
                if n.startswith("authserver.views")}
         assert not bad, f"{path.relative_to(PKG)} imports {sorted(bad)}"
+
+
+#: demo/ holds programs that talk to the authorization server over HTTP only (DESIGN.md):
+#: from authserver they use the resource-server kit, the SMART grammar and the JOSE helpers
+#: (keys, or jose once the JOSE module has its own name), and paths for the shared templates.
+DEMO_MAY_IMPORT = ("authserver.demo", "authserver.resource", "authserver.smart",
+                   "authserver.keys", "authserver.jose", "authserver.paths")
+
+
+def _is_within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def test_demo_talks_to_the_server_over_http_only():
+    for path in _files("demo"):
+        bad = {n for n in _imports(path, top_level_only=False)
+               if n.startswith("authserver.") and not _is_within(n, DEMO_MAY_IMPORT)}
+        bad |= {f"authserver.{a.name}" for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.module == "authserver"
+                for a in node.names if not _is_within(f"authserver.{a.name}", DEMO_MAY_IMPORT)}
+        assert not bad, f"{path.relative_to(PKG)} imports {sorted(bad)}"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_level(body: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
+    """The imports a module runs when it is imported: not those in functions, nor under
+    ``if TYPE_CHECKING:``."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found += _module_level(node.orelse)
+        else:
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                found += _module_level(getattr(node, field, None) or [])
+    return found
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """module -> the authserver modules it imports at module level. ``from authserver.x
+    import y`` is an edge to authserver.x, and to authserver.x.y when that is a module."""
+    paths = {_module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in _module_level(ast.parse(path.read_text()).body):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+                continue
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0]
+                base = f"{anchor}.{base}" if base else anchor
+            targets |= {base} | {f"{base}.{a.name}" for a in node.names}
+        graph[name] = {t for t in targets if t in paths and t != name}
+    return graph
+
+
+def _cycle_through(graph: dict[str, set[str]], start: str) -> list[str] | None:
+    """The shortest import path from ``start`` back to itself, or None."""
+    paths: dict[str, list[str]] = {start: [start]}
+    queue = [start]
+    while queue:
+        here = queue.pop(0)
+        for there in sorted(graph[here]):
+            if there == start:
+                return paths[here] + [start]
+            if there not in paths:
+                paths[there] = paths[here] + [there]
+                queue.append(there)
+    return None
+
+
+def test_no_import_cycles():
+    """Module-level imports among authserver modules form no cycle (a lazy import in a
+    function is not counted: it runs after both modules are loaded)."""
+    graph = _import_graph()
+    cycles = set()
+    for module in sorted(graph):
+        if cycle := _cycle_through(graph, module):
+            first = cycle.index(min(cycle[:-1]))  # one rotation per cycle
+            cycles.add(tuple(cycle[first:-1] + cycle[:first + 1]))
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in sorted(cycles))
+
+
+def test_the_cycle_check_sees_a_cycle(tmp_path, monkeypatch):
+    """The check itself: two modules importing each other are reported, naming both."""
+    pkg = tmp_path / "authserver"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from authserver.sub import b\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "b.py").write_text("import typing\nif typing.TYPE_CHECKING:\n    pass\n"
+                                      "from .. import a\n")
+    monkeypatch.setitem(globals(), "PKG", pkg)
+    graph = _import_graph()
+    assert graph["authserver.a"] == {"authserver.sub", "authserver.sub.b"}
+    assert _cycle_through(graph, "authserver.a") == [
+        "authserver.a", "authserver.sub.b", "authserver.a"]

@@ -1,4 +1,5 @@
-"""Demo data for ``authserver demo``: users, patients and the demo app (idempotent).
+"""Demo data for ``authserver demo``: users, patients and the demo app (idempotent), written
+through the services and the store on the authorization server's side.
 
 Run inside an application context. Nothing here is for production: the demo password is
 public (it is printed, and it is in this file).

@@ -1,0 +1,57 @@
+"""``authserver policy``: scope ceilings, the most a role's or a user's grants may hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from authserver.cli._shared import CliError, emit, with_app
+
+__all__ = ["policy"]
+
+
+@click.group()
+def policy() -> None:
+    """Scope ceilings: the most a role's or a user's grants may hold."""
+
+
+def _policy_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from authserver.policy import PolicyError
+
+    try:
+        return fn(*args, **kwargs)
+    except PolicyError as exc:
+        raise CliError(str(exc)) from None
+
+
+@policy.command("set")
+@click.option("--role", default=None, help="patient, clinician, admin or developer")
+@click.option("--user", "username", default=None, help="a username")
+@click.argument("scopes")
+@with_app
+def policy_set(role: str | None, username: str | None, scopes: str) -> None:
+    """Set the ceiling (SMART scopes, e.g. "user/Patient.rs user/Appointment.rs")."""
+    from authserver import policy as policies
+
+    emit(_policy_call(policies.set_policy, scopes, role=role, username=username))
+
+
+@policy.command("unset")
+@click.option("--role", default=None)
+@click.option("--user", "username", default=None)
+@with_app
+def policy_unset(role: str | None, username: str | None) -> None:
+    """Remove a ceiling: the role's default applies again."""
+    from authserver import policy as policies
+
+    emit(_policy_call(policies.unset_policy, role=role, username=username))
+
+
+@policy.command("show")
+@with_app
+def policy_show() -> None:
+    """Every role's default and policy, and every user's policy."""
+    from authserver import policy as policies
+
+    emit(policies.show_policy())
