@@ -19,7 +19,7 @@ import click
 import requests
 from flask import Flask
 
-from authserver.oauth.registration import is_loopback_host
+from authserver.urls import is_loopback_host
 
 __all__ = ["run_demo", "DEMO_APP_PORT_OFFSET", "STARTUP_SECONDS"]
 

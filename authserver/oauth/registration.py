@@ -14,7 +14,6 @@ access token an administrator issued (unless ``OPEN_REGISTRATION``), at most
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 from typing import Any
@@ -25,10 +24,11 @@ from flask import current_app
 from authserver import clock, digests, store
 from authserver.models import Client
 from authserver.smart.scopes import ScopeError, parse_scopes
+from authserver.urls import is_loopback_host, origin_of
 
 __all__ = [
     "AUTH_METHODS", "GRANT_TYPES", "RegistrationError", "register_client", "validate_jwks",
-    "client_response", "is_loopback_host", "origin_of", "register_dynamic",
+    "client_response", "register_dynamic",
     "self_service_problem", "INTROSPECT_SCOPE", "ADMIN_ONLY_SCOPES", "MAX_BODY_BYTES",
     "MAX_JSON_DEPTH", "MAX_REDIRECT_URIS", "client_origins", "normalize_metadata",
     "check_initial_access_token",
@@ -65,40 +65,6 @@ class RegistrationError(ValueError):
         self.description = description
         self.status = status
         self.headers = headers or {}
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def origin_of(uri: str) -> str | None:
-    """The web origin a browser sends for pages at ``uri`` (RFC 6454 §6.1 ASCII
-    serialization: lower-case scheme and host, no user info, no default port), or None
-    when ``uri`` is not an http(s) URL."""
-    try:
-        parts = urlsplit(uri)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme, host = parts.scheme.lower(), parts.hostname
-    if scheme not in ("http", "https") or not host:
-        return None
-    try:
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        return None
-    if ":" in host:
-        host = f"[{host}]"  # an IPv6 literal
-    default_port = 443 if scheme == "https" else 80
-    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default_port
-                                   else "")
 
 
 def _has_control(text: str) -> bool:
