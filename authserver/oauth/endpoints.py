@@ -51,7 +51,7 @@ from authserver.models import RefreshToken
 from authserver.oauth import keystore
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.grants import CLIENT_AUTH_METHODS
-from authserver.oauth.registration import INTROSPECT_SCOPE
+from authserver.oauth.rfc7591 import INTROSPECT_SCOPE
 from authserver.smart.launch import token_context
 
 __all__ = [
