@@ -16,8 +16,8 @@ from authserver.auth import passwords, totp
 from authserver.auth.secrets_box import seal
 from authserver.models import User
 from authserver.oauth import keystore
-from authserver.oauth.registration import (
-    RegistrationError,
+from authserver.oauth.rfc7591 import RegistrationError
+from authserver.services.registration import (
     client_response,
     register_client,
     self_service_problem,

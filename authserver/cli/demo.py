@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import click
 
 from authserver.cli._shared import CliError, load_app
+from authserver.urls import is_loopback_host
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -110,8 +111,6 @@ def _stop(children: list[subprocess.Popen]) -> None:
 
 def _fhir_server(issuer: str, fhir_base: str, available: bool) -> tuple[list[str] | None, str]:
     """The ``fhir-demo`` arguments to start, or None, and a line saying what was done."""
-    from authserver.oauth.registration import is_loopback_host
-
     parts = urlsplit(fhir_base)
     if not is_loopback_host(parts.hostname):
         return None, f"FHIR server:           {fhir_base} (yours: not started by the demo)"

@@ -23,10 +23,10 @@ from authserver import admin, audit, store
 from authserver.auth import totp
 from authserver.auth.session import totp_secret
 from authserver.demo.app import CALLBACK_PATH, DEMO_APP_NAME, LAUNCH_PATH
-from authserver.oauth.registration import (
+from authserver.oauth.rfc7591 import normalize_metadata
+from authserver.services.registration import (
     client_origins,
     client_response,
-    normalize_metadata,
     register_client,
 )
 

@@ -46,8 +46,8 @@ from flask import request as flask_request
 from requests.certs import where as requests_ca_bundle
 
 from authserver import clock, keys, store
-from authserver.oauth.registration import is_loopback_host
 from authserver.smart.configuration import Features
+from authserver.urls import is_loopback_host
 
 __all__ = ["ASSERTION_TYPE", "JwksError", "JwksFetcher", "PrivateKeyJWT"]
 

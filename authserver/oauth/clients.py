@@ -9,10 +9,10 @@ from authlib.oauth2.rfc6749 import ClientMixin
 
 from authserver import digests
 from authserver.models import Client
-from authserver.oauth.registration import is_loopback_host, origin_of
 from authserver.smart.grammar import ScopeError, format_scopes, narrow, parse_scopes
+from authserver.urls import is_loopback_host, origin_of
 
-__all__ = ["OAuthClient", "origin_of"]
+__all__ = ["OAuthClient"]
 
 
 class OAuthClient(ClientMixin):

@@ -31,8 +31,8 @@ from authserver import store
 from authserver.models import RefreshToken
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.grants import CLIENT_AUTH_METHODS
-from authserver.oauth.registration import INTROSPECT_SCOPE
 from authserver.oauth.rfc6750 import BearerChallenge, read_bearer
+from authserver.oauth.rfc7591 import INTROSPECT_SCOPE
 from authserver.oauth.rfc9068 import AccessTokenInfo, read_access_token
 from authserver.smart.configuration import Features
 from authserver.smart.launch import token_context

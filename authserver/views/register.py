@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from authserver.extensions import csrf, limiter
-from authserver.oauth import registration
+from authserver.services import registration
 
 bp = Blueprint("register", __name__)
 

@@ -44,7 +44,7 @@ def _checkboxes(page: str) -> list[str]:
 
 
 def test_consent_page_names_the_app_and_lists_every_scope_ticked(app, base_url):
-    from authserver.oauth.registration import register_client
+    from authserver.services.registration import register_client
 
     make_user(app)
     with app.app_context():

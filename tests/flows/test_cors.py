@@ -113,7 +113,7 @@ def _statements_of_one_preflight(app, base_url: str, origin: str) -> tuple[int, 
 def test_cors_preflight_cost_does_not_grow_with_junk_registrations(app, base_url):
     """The attack of issue 11: many junk registrations made every token preflight scan all
     apps' metadata. Now it is one indexed query, whatever their number."""
-    from authserver.oauth.registration import register_client
+    from authserver.services.registration import register_client
 
     make_client(app, redirect_uris=[APP_ORIGIN + "/callback"])
     _preflight(base_url, APP_ORIGIN)  # warm up (connection pool, first-request work)

@@ -200,7 +200,7 @@ def test_open_registration_needs_no_token(app, base_url):
 # ---- bounds ------------------------------------------------------------------------------
 
 def test_register_body_over_16_kib_is_invalid_client_metadata(app, base_url, auth):
-    from authserver.oauth.registration import MAX_BODY_BYTES
+    from authserver.services.registration import MAX_BODY_BYTES
 
     def padded(size: int) -> bytes:
         empty = len(json.dumps({**GOOD, "x": ""}))
