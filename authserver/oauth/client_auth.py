@@ -12,7 +12,7 @@ discovery use, ``private_key_jwt``. Its ``__call__`` resolves the key from the c
 alone and lets joserfc pick the algorithm; SMART needs the header's ``kid``, ``alg`` and
 ``jku`` to choose exactly one key, so ``__call__`` is re-written here as a row of small
 named checks, each refusing with ``invalid_client`` and a description naming the rule.
-Signatures are checked by :func:`authserver.keys.verify_compact` (never ``none``/HS*).
+Signatures are checked by :func:`authserver.jose.verify_compact` (never ``none``/HS*).
 
 The method works for every endpoint that authenticates clients (token, introspection,
 revocation): see :meth:`PrivateKeyJWT.get_audiences` for the ``aud`` each accepts.
@@ -45,7 +45,7 @@ from flask import current_app, has_app_context, has_request_context
 from flask import request as flask_request
 from requests.certs import where as requests_ca_bundle
 
-from authserver import clock, keys, store
+from authserver import clock, jose, store
 from authserver.oauth.registration import is_loopback_host
 
 __all__ = ["ASSERTION_TYPE", "JwksError", "JwksFetcher", "PrivateKeyJWT"]
@@ -608,8 +608,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
                                  ) -> dict[str, Any]:
         fail = fail or _failer(None)
         try:
-            _header, claims = keys.verify_compact(assertion, resolve_key, [alg])
-        except keys.TokenError as exc:
+            _header, claims = jose.verify_compact(assertion, resolve_key, [alg])
+        except jose.TokenError as exc:
             reason = "signature is invalid" if "signature" in str(exc) else str(exc)
             raise fail(f"assertion {reason}") from None
         self.verify_claims(claims, fail)

@@ -46,7 +46,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import current_app
 
-from authserver import audit, clock, keys, store
+from authserver import audit, clock, jose, store
 from authserver.models import RefreshToken
 from authserver.oauth import keystore
 from authserver.oauth.clients import OAuthClient
@@ -151,8 +151,8 @@ def _verified_claims(token: Any) -> dict[str, Any] | None:
     if kid is None:
         return None
     try:
-        header, claims = keys.verify_compact(token, _public_keys_for(kid), keys.SUPPORTED_ALGS)
-    except keys.TokenError:
+        header, claims = jose.verify_compact(token, _public_keys_for(kid), jose.SUPPORTED_ALGS)
+    except jose.TokenError:
         return None
     return claims if _claims_are_ours(header, claims) else None
 
