@@ -19,7 +19,6 @@ from flask import request as flask_request
 from authserver import store
 from authserver.extensions import limiter
 from authserver.oauth.backend import ClientCredentialsGrant
-from authserver.oauth.client_auth import PrivateKeyJWT
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.endpoints import (
     PublicKeys,
@@ -30,6 +29,7 @@ from authserver.oauth.endpoints import (
 from authserver.oauth.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authserver.oauth.launch import SmartLaunch
 from authserver.oauth.pkce import S256CodeChallenge
+from authserver.oauth.rfc7523 import PrivateKeyJWT
 from authserver.smart.configuration import Features
 
 __all__ = ["SmartAuthorizationServer", "current", "init_app"]
