@@ -12,7 +12,7 @@ __all__ = ["THREADS", "WORKER_CLASS", "run_gunicorn"]
 #: private_key_jwt may wait on a client's jwks_uri (up to JWKS_FETCH_TIMEOUT): with sync
 #: workers that wait holds the whole worker, and a client pointing jwks_uri at a server that
 #: never answers could stall everyone. With threads it holds one thread, and the fetcher
-#: (authserver.oauth.client_auth.JwksFetcher.MAX_CONCURRENT_FETCHES, fewer than THREADS)
+#: (authserver.oauth.rfc7523.JwksFetcher.MAX_CONCURRENT_FETCHES, fewer than THREADS)
 #: leaves the other threads of every worker to requests that fetch nothing.
 WORKER_CLASS = "gthread"
 #: Threads per worker (CPU-bound work still runs one at a time per worker, under the GIL).

@@ -30,7 +30,7 @@ from typing import Any
 import requests
 from flask import Flask, Response, render_template, request, session
 
-from authserver.keys import TokenError, verify_compact
+from authserver.jose import TokenError, verify_compact
 from authserver.paths import data_dir
 
 __all__ = ["create_demo_app", "STANDALONE_SCOPE", "EHR_SCOPE", "DEMO_APP_NAME",

@@ -7,5 +7,5 @@
 - RFC 9068 JWT access tokens, RFC 7591 dynamic registration
 - OpenID Connect Core 1.0 and SMART App Launch 2.2: https://hl7.org/fhir/smart-app-launch/
 
-Depends on store/, smart/, keys and Authlib; never on views/ or services/.
+Depends on store/, smart/, keys, jose and Authlib; never on views/ or services/.
 """

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from authserver import keys, store
+from authserver import jose, keys, store
 from authserver.models import SigningKey
 
 __all__ = [
@@ -42,7 +42,7 @@ class _Signers:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.by_alg: dict[str, tuple[keys.Signer, float]] = {}
+        self.by_alg: dict[str, tuple[jose.Signer, float]] = {}
 
 
 def _signers() -> _Signers:
@@ -124,7 +124,7 @@ def public_jwks(now: datetime | None = None) -> dict[str, Any]:
     return keys.jwks(keys.published([_to_record(r) for r in rows], now, _max_token_lifetime()))
 
 
-def get_signer(alg: str | None = None) -> keys.Signer:
+def get_signer(alg: str | None = None) -> jose.Signer:
     """The signer of the newest active key for ``alg`` (default: SIGNING_ALG)."""
     alg = alg or current_app.config["SIGNING_ALG"]
     cache = _signers()
@@ -139,7 +139,7 @@ def get_signer(alg: str | None = None) -> keys.Signer:
         if hit and hit[0].kid == row.kid:
             signer = hit[0]
         else:
-            signer = keys.Signer.from_record(_to_record(row), _kek())
+            signer = jose.Signer.from_record(_to_record(row), _kek())
         cache.by_alg[alg] = (signer, now)
         return signer
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import current_app
 
-from authserver import clock, keys, store
+from authserver import clock, jose, store
 from authserver.oauth import keystore
 
 __all__ = ["PUBLIC_KEYS_TTL", "AccessTokenInfo", "PublicKeys", "has_scope",
@@ -113,8 +113,8 @@ def verified_claims(token: Any) -> dict[str, Any] | None:
     if kid is None:
         return None
     try:
-        header, claims = keys.verify_compact(token, _public_keys_for(kid), keys.SUPPORTED_ALGS)
-    except keys.TokenError:
+        header, claims = jose.verify_compact(token, _public_keys_for(kid), jose.SUPPORTED_ALGS)
+    except jose.TokenError:
         return None
     return claims if _claims_are_ours(header, claims) else None
 

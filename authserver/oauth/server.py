@@ -19,7 +19,6 @@ from flask import request as flask_request
 from authserver import store
 from authserver.extensions import limiter
 from authserver.oauth.backend import ClientCredentialsGrant
-from authserver.oauth.client_auth import PrivateKeyJWT
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authserver.oauth.http_basic import basic_credentials
@@ -27,6 +26,7 @@ from authserver.oauth.launch import SmartLaunch
 from authserver.oauth.oidc import OpenIDConnect
 from authserver.oauth.pkce import S256CodeChallenge
 from authserver.oauth.rfc7009 import SmartRevocationEndpoint
+from authserver.oauth.rfc7523 import PrivateKeyJWT
 from authserver.oauth.rfc7662 import SmartIntrospectionEndpoint
 from authserver.oauth.rfc9068 import PublicKeys
 from authserver.smart.configuration import Features

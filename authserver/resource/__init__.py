@@ -1,7 +1,7 @@
 """The resource-server kit: validate SMART access tokens and check SMART scopes.
 
 A FHIR server imports this package (it depends on :mod:`authserver.smart`,
-:mod:`authserver.keys` and ``requests`` only; the Flask decorator in
+:mod:`authserver.jose` and ``requests`` only; the Flask decorator in
 :mod:`authserver.resource.flask` imports Flask when used):
 
 - :class:`TokenValidator` — issuer -> discovery -> ``jwks_uri``; key set cached and fetched

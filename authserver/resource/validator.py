@@ -12,7 +12,7 @@
 - RFC 7662: in introspection mode every token is also checked with the issuer, so a revoked
   token is refused at once.
 
-Pure: the standard library, ``requests`` for HTTP, :mod:`authserver.keys` for signatures and
+Pure: the standard library, ``requests`` for HTTP, :mod:`authserver.jose` for signatures and
 :mod:`authserver.smart` for scopes. Example::
 
     validator = TokenValidator("https://auth.example.org", "https://fhir.example.org/r4")
@@ -37,7 +37,7 @@ from typing import Any
 
 import requests
 
-from authserver import keys
+from authserver import jose
 from authserver.resource.access import Access, decide
 from authserver.resource.errors import AuthorizationServerUnavailable, TokenInvalid
 from authserver.smart.grammar import Scope, ScopeError, parse_scope
@@ -306,8 +306,8 @@ class TokenValidator:
         if not isinstance(kid, str) or not kid or len(kid) > 128:
             raise TokenInvalid("The token names no key")
         try:
-            header, claims = keys.verify_compact(token, self._keys_for(kid), self.algorithms)
-        except keys.TokenError:
+            header, claims = jose.verify_compact(token, self._keys_for(kid), self.algorithms)
+        except jose.TokenError:
             raise TokenInvalid("The token signature is not valid") from None
         self._check_claims(header, claims)
         return claims

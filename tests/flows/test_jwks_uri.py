@@ -76,7 +76,8 @@ def assert_fetch_failed(resp, caplog: pytest.LogCaptureFixture, reason: str) -> 
     assert_refused(resp, FETCH_FAILED)
     assert resp.json()["error_description"] == FETCH_FAILED
     warnings = [r.getMessage() for r in caplog.records
-                if r.name == "authserver.oauth.client_auth" and r.levelno == logging.WARNING]
+                if r.name == "authserver.oauth.rfc7523.jwks_fetcher"
+                and r.levelno == logging.WARNING]
     assert any(reason in w for w in warnings), warnings
 
 
@@ -256,7 +257,7 @@ def test_registration_refuses_plain_http_jwks_uri_off_loopback(app):
     ("public", None, 300.0),
 ])
 def test_jwks_cache_lifetime_follows_cache_control(cache_control, age, expected):
-    from authserver.oauth.client_auth import _max_age
+    from authserver.oauth.rfc7523.jwks_fetcher import _max_age
 
     assert _max_age(cache_control, age, 300.0) == expected
 
@@ -271,14 +272,14 @@ def test_jwks_cache_lifetime_follows_cache_control(cache_control, age, expected)
     ("::ffff:10.0.0.1", False), ("224.0.0.1", False),
 ])
 def test_jwks_uri_address_guard(host, allowed):
-    from authserver.oauth.client_auth import address_allowed
+    from authserver.oauth.rfc7523 import address_allowed
 
     assert address_allowed(host) is allowed
 
 
 def test_jwks_uri_private_network_is_refused_before_connecting():
     """A literal link-local address (cloud metadata): refused before any connection."""
-    from authserver.oauth.client_auth import JwksError, JwksFetcher
+    from authserver.oauth.rfc7523 import JwksError, JwksFetcher
 
     with pytest.raises(JwksError) as err:
         JwksFetcher(allow_private_networks=False)._download("https://169.254.169.254/jwks.json")

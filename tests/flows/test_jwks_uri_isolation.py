@@ -241,7 +241,7 @@ def test_jwks_uri_hanging_fetch_is_remembered_next_requests_fail_fast(app, base_
 
 
 def test_jwks_uri_failure_period_doubles_up_to_20x_and_success_resets_it(jwks_server):
-    from authserver.oauth.client_auth import JwksError, JwksFetcher
+    from authserver.oauth.rfc7523 import JwksError, JwksFetcher
 
     now = [1000.0]
     fetcher = JwksFetcher(clock=lambda: now[0], timeout=2, failure_cache=30,
@@ -321,7 +321,7 @@ def test_jwks_uri_concurrent_requests_for_one_client_make_one_connection(app, ba
 def test_jwks_uri_fetches_beyond_the_process_cap_fail_fast(jwks_server):
     """At most MAX_CONCURRENT_FETCHES downloads at once (fewer than a worker's threads):
     a third client's fetch fails at once instead of taking another thread."""
-    from authserver.oauth.client_auth import JwksError, JwksFetcher
+    from authserver.oauth.rfc7523 import JwksError, JwksFetcher
 
     fetcher = JwksFetcher(timeout=2, allow_private_networks=True)
     assert fetcher.MAX_CONCURRENT_FETCHES == 2
@@ -358,7 +358,7 @@ def test_jwks_uri_fetches_beyond_the_process_cap_fail_fast(jwks_server):
 def test_jwks_uri_fetch_never_outlasts_its_deadline(mode):
     """A server that never answers, or trickles a byte every 0.1 s into the headers or
     the body (each socket read succeeds, so only a total deadline stops it)."""
-    from authserver.oauth.client_auth import JwksError, JwksFetcher
+    from authserver.oauth.rfc7523 import JwksError, JwksFetcher
 
     server = HangingServer(mode)
     try:

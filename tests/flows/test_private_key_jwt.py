@@ -333,7 +333,7 @@ def test_private_key_jwt_same_assertion_from_ten_threads_issues_one_token(base_u
 # ---- the endpoints other than /token -------------------------------------------------------
 
 def test_private_key_jwt_audiences_per_endpoint(app):
-    from authserver.oauth.client_auth import PrivateKeyJWT
+    from authserver.oauth.rfc7523 import PrivateKeyJWT
 
     issuer = app.config["ISSUER"]
     method = PrivateKeyJWT()

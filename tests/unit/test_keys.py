@@ -1,4 +1,5 @@
-"""Tests for authserver.keys (RFC 7517/7518/7638 signing keys and compact JWS)."""
+"""Tests for authserver.keys and authserver.jose (RFC 7517/7518/7638 signing keys and compact
+JWS)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from authserver import keys
+from authserver import jose
+from authserver.jose import SUPPORTED_ALGS, Signer, TokenError, verify_compact
 from authserver.keys import (
-    SUPPORTED_ALGS,
     KeyConfigError,
     KeyRecord,
-    Signer,
-    TokenError,
     active,
     decrypt_private,
     encrypt_private,
@@ -29,9 +28,8 @@ from authserver.keys import (
     load_kek,
     new_kek,
     published,
-    raw_sign_rate,
-    verify_compact,
 )
+from bench.signing import raw_sign_rate
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
@@ -479,7 +477,7 @@ def test_verify_compact_malformed(
         f"{b64(b'[1,2]')}.{payload}.{sig}",
         f"{b64(json.dumps({'alg': 'ES256', 'kid': kid, 'crit': ['exp']}).encode())}"
         f".{payload}.{sig}",
-        "a" * (keys.MAX_TOKEN_LENGTH + 1),
+        "a" * (jose.MAX_TOKEN_LENGTH + 1),
         None,
     ]
     for case in cases:
@@ -490,7 +488,7 @@ def test_verify_compact_malformed(
     header_b64 = b64(json.dumps({"alg": "ES256", "kid": kid}).encode())
     for body in (b"[1]", b'{"a":1,"a":2}', b"\xff"):
         body_b64 = b64(body)
-        raw = keys._raw_sign(signer._key, keys._ALGS["ES256"], f"{header_b64}.{body_b64}".encode())
+        raw = jose._raw_sign(signer._key, jose.ALGS["ES256"], f"{header_b64}.{body_b64}".encode())
         with pytest.raises(TokenError, match="payload"):
             verify_compact(f"{header_b64}.{body_b64}.{b64(raw)}", key_set, ["ES256"])
     # A DER-encoded ECDSA signature (not RFC 7518 raw r||s) is refused.

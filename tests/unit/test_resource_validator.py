@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from authserver import keys
+from authserver import jose, keys
 from authserver.resource import (
     AuthorizationServerUnavailable,
     Introspection,
@@ -31,9 +31,9 @@ LAB = "http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
 KEK = keys.load_kek(keys.new_kek())
 
 
-def _signer(alg: str = "RS256") -> tuple[keys.Signer, keys.KeyRecord]:
+def _signer(alg: str = "RS256") -> tuple[jose.Signer, keys.KeyRecord]:
     rec = keys.generate_key(alg, KEK, datetime.now(UTC))
-    return keys.Signer.from_record(rec, KEK), rec
+    return jose.Signer.from_record(rec, KEK), rec
 
 
 RSA, RSA_REC = _signer("RS256")
@@ -93,7 +93,7 @@ class Issuer:
         self.server.shutdown()
         self.server.server_close()
 
-    def token(self, signer: keys.Signer = RSA, typ: str = "at+jwt", **over) -> str:
+    def token(self, signer: jose.Signer = RSA, typ: str = "at+jwt", **over) -> str:
         t = int(time.time())
         claims = {"iss": self.url, "sub": "42", "aud": AUD, "exp": t + 300, "iat": t,
                   "jti": f"j{t}", "client_id": "app", "scope": "patient/*.rs",
