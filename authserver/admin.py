@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from authserver import audit, clock, identifiers, store
 from authserver.auth import passwords, totp
 from authserver.auth.secrets_box import seal
-from authserver.models import User
+from authserver.models import Role, User
 from authserver.oauth import keystore
 from authserver.oauth.registration import (
     RegistrationError,
@@ -65,14 +65,14 @@ def create_user(username: str, role: str, *, password: str | None = None,
     username = identifiers.username(username)
     if username is None:
         raise AdminError(f"username {raw_username!r}: use letters, digits and . _ @ + -")
-    if role not in ("patient", "clinician", "admin", "developer"):
+    if Role.parse(role) is None:
         raise AdminError(f"unknown role {role!r}")
     if fhir_user:
         raw_fhir_user, fhir_user = fhir_user, identifiers.fhir_user(fhir_user)
         if fhir_user is None:
             raise AdminError(f"--fhir-user {raw_fhir_user!r} must look like Patient/ID or "
                              "Practitioner/ID")
-    if role == "patient" and fhir_user and not fhir_user.startswith("Patient/"):
+    if role == Role.PATIENT and fhir_user and not fhir_user.startswith("Patient/"):
         raise AdminError("a patient's --fhir-user must be Patient/ID")
     if password is not None:
         problem = passwords.check_password_policy(password)

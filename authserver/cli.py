@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from authserver.models.users import Role
+
 __all__ = ["main", "cli"]
 
 
@@ -140,7 +142,7 @@ def user() -> None:
 @user.command("create")
 @click.argument("username")
 @click.option("--role", required=True,
-              type=click.Choice(["patient", "clinician", "admin", "developer"]))
+              type=click.Choice([r.value for r in Role]))
 @click.option("--password", default=None)
 @click.option("--password-stdin", is_flag=True)
 @click.option("--fhir-user", default=None)

@@ -30,8 +30,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from authserver import admin, audit, clock, digests, identifiers, store
-from authserver.models import Invitation, User
-from authserver.models.users import ROLES
+from authserver.models import Invitation, Role, User
 
 __all__ = ["InvitationError", "InvalidInvitation", "MailError", "invite", "find", "describe",
            "accept", "redact_invite_links_in_logs", "MAIL_TIMEOUT"]
@@ -90,12 +89,12 @@ def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | N
         raise MailError("E-mail is not configured (set AUTHSERVER_SMTP_HOST), so invitations "
                         "cannot be sent. Add the user directly instead.")
     email = _check_email(email)
-    if role not in ROLES:
+    if Role.parse(role) is None:
         raise InvitationError(f"Unknown role {role!r}")
     fhir_user = (fhir_user or "").strip() or None
     if fhir_user and identifiers.fhir_user(fhir_user) is None:
         raise InvitationError("The FHIR user must look like Patient/ID or Practitioner/ID")
-    if role == "patient" and fhir_user and not fhir_user.startswith("Patient/"):
+    if role == Role.PATIENT and fhir_user and not fhir_user.startswith("Patient/"):
         raise InvitationError("A patient's FHIR user must be Patient/ID")
     name = " ".join(str(name or "").split()) or None
     if name and len(name) > _MAX_NAME:
@@ -146,7 +145,7 @@ def _message(row: Invitation, token: str, inviter: User) -> EmailMessage:
              "To accept, open this link and choose a username and password:", "",
              f"{conf['ISSUER']}/invite/{token}", "",
              f"The link works once and expires on {expires}."]
-    if row.role in ("clinician", "admin"):
+    if Role(row.role).requires_totp:
         lines += ["At your first sign-in you will set up two-step sign-in with an "
                   "authenticator app."]
     lines += ["", "If you did not expect this invitation, you can ignore this message."]

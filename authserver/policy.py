@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from authserver import audit, clock, identifiers, store
-from authserver.models import User
-from authserver.models.users import ROLES
+from authserver.models import Role, User
 from authserver.smart.ceiling import Ceiling, PolicyError, check_policy, effective_ceiling
 from authserver.smart.scopes import format_scopes
 
@@ -26,8 +25,8 @@ def _subject(role: str | None, username: str | None) -> tuple[str, str | None]:
     if (role is None) == (username is None):
         raise PolicyError("name exactly one of --role or --user")
     if role is not None:
-        if role not in ROLES:
-            raise PolicyError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+        if Role.parse(role) is None:
+            raise PolicyError(f"unknown role {role!r} (one of {', '.join(Role)})")
         return f"role:{role}", role
     user = _user(username)
     return f"user:{user.id}", user.role
@@ -77,10 +76,10 @@ def show_policy() -> dict[str, Any]:
     users = store.accounts.usernames_of(
         [int(r.subject[5:]) for r in rows if r.subject.startswith("user:")])
     out: dict[str, Any] = {"roles": {}, "users": {}}
-    for role in ROLES:
-        default = effective_ceiling(role, "Practitioner/x" if role == "clinician" else None,
-                                    None, None)
-        out["roles"][role] = {"default": _describe(default), "policy": None}
+    for role in Role:
+        default = effective_ceiling(role.value, "Practitioner/x" if role == Role.CLINICIAN
+                                    else None, None, None)
+        out["roles"][role.value] = {"default": _describe(default), "policy": None}
     for r in rows:
         kind, _, key = r.subject.partition(":")
         if kind == "role" and key in out["roles"]:

@@ -15,7 +15,7 @@ from authserver.models.tokens import (
     RefreshToken,
     RevokedToken,
 )
-from authserver.models.users import User, UserSession
+from authserver.models.users import Role, User, UserSession
 
 __all__ = [
     "AuditEvent",
@@ -33,6 +33,7 @@ __all__ = [
     "RefreshToken",
     "RegistrationToken",
     "RevokedToken",
+    "Role",
     "ScopePolicy",
     "SigningKey",
     "User",

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from authserver.extensions import db
 
-ROLES = ("patient", "clinician", "admin", "developer")
+
+class Role(StrEnum):
+    """What a person is to this server. The values are what the ``users.role`` and
+    ``invitations.role`` columns and the CLI's ``--role`` hold."""
+
+    PATIENT = "patient"
+    CLINICIAN = "clinician"
+    ADMIN = "admin"
+    DEVELOPER = "developer"
+
+    @classmethod
+    def parse(cls, value: object) -> Role | None:
+        """The role ``value`` names, or None when it names none."""
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+    @property
+    def requires_totp(self) -> bool:
+        """Clinicians and administrators sign in with a second factor (they enrol TOTP at
+        their first sign-in)."""
+        return self in (Role.CLINICIAN, Role.ADMIN)
 
 
 class User(db.Model):
@@ -39,6 +63,12 @@ class User(db.Model):
     @property
     def has_totp(self) -> bool:
         return self.totp_secret_enc is not None
+
+    @property
+    def second_factor_required(self) -> bool:
+        """Sign-in asks for a TOTP code: one is enrolled, or the role requires one."""
+        role = Role.parse(self.role)
+        return self.has_totp or (role is not None and role.requires_totp)
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r} {self.role}>"

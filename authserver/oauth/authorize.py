@@ -24,7 +24,7 @@ from authlib.oidc.core.errors import (
 from flask import current_app
 
 from authserver import audit, clock, digests, policy, store
-from authserver.models import PendingAuthorization, User, UserSession
+from authserver.models import PendingAuthorization, Role, User, UserSession
 from authserver.oauth import server as oauth_server
 from authserver.oauth.grants import Authorization
 from authserver.oauth.launch import quote_param
@@ -42,7 +42,7 @@ __all__ = ["Step", "begin", "resume", "signed_out", "decide", "choose_patient", 
            "KNOWN_PARAMS"]
 
 #: The role that may pick any patient and use EHR launches.
-CLINICIAN = "clinician"
+CLINICIAN = Role.CLINICIAN
 
 #: Parameters kept with a parked request; anything else is ignored (RFC 6749 §3.1).
 KNOWN_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state", "aud",
