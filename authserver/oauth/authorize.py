@@ -23,9 +23,10 @@ from authlib.oidc.core.errors import (
 )
 from flask import current_app
 
-from authserver import audit, clock, digests, policy, store
+from authserver import audit, clock, digests, store
 from authserver.models import PendingAuthorization, Role, User, UserSession
 from authserver.oauth import server as oauth_server
+from authserver.oauth.ceilings import ceiling_for
 from authserver.oauth.grants import Authorization
 from authserver.oauth.launch import quote_param
 from authserver.smart.ceiling import apply_ceiling
@@ -179,9 +180,9 @@ def _context(grant: Any, user: User, pending: PendingAuthorization,
 
 def _allowed(grant: Any, user: User) -> list[Scope]:
     """The requested scopes the app may have, narrowed to what ``user`` may see (their scope
-    ceiling, :mod:`authserver.policy`). Raises ``access_denied`` when nothing but launch
+    ceiling, :mod:`authserver.oauth.ceilings`). Raises ``access_denied`` when nothing but launch
     context would be left."""
-    scopes = apply_ceiling(grant.request.smart.scopes, policy.ceiling_for(user))
+    scopes = apply_ceiling(grant.request.smart.scopes, ceiling_for(user))
     if all(s.kind in ("launch", "launch_context") for s in scopes):
         # RFC 6749 §3.3: the server may grant less than requested; with nothing left to
         # grant, the authorization server denies the request (§4.1.2.1 access_denied).

@@ -42,13 +42,14 @@ def developer(user):
 
 def render_console(user, status: int = 200, **extra):  # noqa: ANN001, ANN201
     """The admin console page; ``extra`` carries error / created / invited."""
-    from authserver import invitations, policy
+    from authserver import invitations
+    from authserver.services import policies
 
     context = {"error": None, "created": None, "invited": None, **extra}
     return render_template("admin.html", user=user, users=admin.list_users(),
                            apps=admin.list_clients(), events=admin.recent_audit(),
                            invitations=invitations.pending(),
-                           policies=policy.show_policy(), **context), status
+                           policies=policies.show_policy(), **context), status
 
 
 @bp.get("/admin")
@@ -116,7 +117,7 @@ def user_state(user):
 @_requires("admin")
 def policy(user):
     """Set or remove a role's or a user's scope ceiling."""
-    from authserver import policy as policies
+    from authserver.services import policies
 
     f = request.form
     who = {"role": f.get("role") or None, "username": f.get("username") or None}

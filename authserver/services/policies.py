@@ -1,6 +1,7 @@
-"""Who may see what: each person's scope ceiling (:mod:`authserver.smart.ceiling`) from their
-role's default and an administrator's policies, and the verbs that set those policies
-(``authserver policy set|unset|show`` and the admin console).
+"""Who may see what: the verbs that set an administrator's scope policies (``authserver
+policy set|unset|show`` and the admin console). Each person's ceiling
+(:mod:`authserver.smart.ceiling`) is their role's default narrowed by these policies;
+:func:`authserver.oauth.ceilings.ceiling_for` reads it at authorization and at every refresh.
 
 A policy is stored per subject: ``role:<role>`` or ``user:<id>``; a user's policy replaces
 their role's. Not-found: no policy means the role's default ceiling. Changes take effect at
@@ -17,7 +18,7 @@ from authserver.models import Role, User
 from authserver.smart.ceiling import Ceiling, PolicyError, check_policy, effective_ceiling
 from authserver.smart.scopes import format_scopes
 
-__all__ = ["PolicyError", "ceiling_for", "set_policy", "unset_policy", "show_policy"]
+__all__ = ["PolicyError", "set_policy", "unset_policy", "show_policy"]
 
 
 def _subject(role: str | None, username: str | None) -> tuple[str, str | None]:
@@ -40,13 +41,6 @@ def _user(username: str | None) -> User:
     if user is None:
         raise PolicyError(f"no user {username!r}")
     return user
-
-
-def ceiling_for(user: User) -> Ceiling:
-    """``user``'s ceiling now: their role's default narrowed by the applicable policy."""
-    rows = store.policies.scopes_of((f"role:{user.role}", f"user:{user.id}"))
-    return effective_ceiling(user.role, user.fhir_user, rows.get(f"role:{user.role}"),
-                             rows.get(f"user:{user.id}"))
 
 
 @store.transaction()
