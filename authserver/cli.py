@@ -41,12 +41,12 @@ def _with_app(fn):
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         app = _app()
         with app.app_context():
-            from authserver import admin
+            from authserver.services import admin_console
 
             try:
-                admin.check_database()
+                admin_console.check_database()
                 return fn(*args, **kwargs)
-            except admin.AdminError as exc:
+            except admin_console.AdminError as exc:
                 raise CliError(str(exc)) from None
 
     wrapper.__name__ = fn.__name__
@@ -65,11 +65,11 @@ def init() -> None:
     """Create or upgrade the schema and create signing keys if none (idempotent)."""
     app = _app()
     with app.app_context():
-        from authserver import admin
+        from authserver.services import admin_console
 
         try:
-            _emit(admin.init_instance())
-        except admin.AdminError as exc:
+            _emit(admin_console.init_instance())
+        except admin_console.AdminError as exc:
             raise CliError(str(exc)) from None
 
 
@@ -81,11 +81,11 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the production server (gunicorn)."""
     app = _app()  # fail fast on configuration errors, before forking workers
     with app.app_context():
-        from authserver import admin
+        from authserver.services import admin_console
 
         try:
-            admin.init_instance()
-        except admin.AdminError as exc:
+            admin_console.init_instance()
+        except admin_console.AdminError as exc:
             raise CliError(str(exc)) from None
     from authserver.serving import run_gunicorn
 
@@ -152,11 +152,11 @@ def user() -> None:
 def user_create(username: str, role: str, password: str | None, password_stdin: bool,
                 fhir_user: str | None, name: str | None, email: str | None) -> None:
     """Create a user."""
-    from authserver import admin
+    from authserver.services import accounts
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
-    _emit(admin.create_user(username, role, password=password, fhir_user=fhir_user,
+    _emit(accounts.create_user(username, role, password=password, fhir_user=fhir_user,
                             name=name, email=email))
 
 
@@ -165,9 +165,9 @@ def user_create(username: str, role: str, password: str | None, password_stdin: 
 @_with_app
 def user_totp(username: str) -> None:
     """Enrol TOTP for a user (prints the secret and otpauth URI once)."""
-    from authserver import admin
+    from authserver.services import accounts
 
-    _emit(admin.enrol_totp(username))
+    _emit(accounts.enrol_totp(username))
 
 
 # ---- clients -----------------------------------------------------------------------
@@ -197,7 +197,7 @@ def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_me
                   jwks_file: str | None, jwks_uri: str | None, grant_types: tuple[str, ...],
                   launch_uris: tuple[str, ...], can_launch: bool, can_introspect: bool) -> None:
     """Register a client."""
-    from authserver import admin
+    from authserver.services import admin_console
 
     jwks = None
     if jwks_file:
@@ -206,7 +206,7 @@ def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_me
         except (OSError, ValueError) as exc:
             raise CliError(
                 f"--jwks-file: cannot read a JSON JWK Set ({exc.__class__.__name__})") from None
-    _emit(admin.create_client(name=name, redirect_uris=list(redirect_uris), scope=scope,
+    _emit(admin_console.create_client(name=name, redirect_uris=list(redirect_uris), scope=scope,
                               auth_method=auth_method, jwks=jwks, jwks_uri=jwks_uri,
                               grant_types=list(grant_types), launch_uris=list(launch_uris),
                               can_launch=can_launch, can_introspect=can_introspect))
@@ -222,15 +222,15 @@ def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_me
 def client_permissions(client_id: str, introspect: bool | None,
                        pre_approved: bool | None) -> None:
     """Change an app's administrator-only permissions."""
-    from authserver import admin
+    from authserver.services import admin_console
 
     if introspect is None and pre_approved is None:
         raise CliError("name --introspect/--no-introspect or --pre-approved/--no-pre-approved")
     out: dict[str, Any] = {}
     if introspect is not None:
-        out.update(admin.set_client_introspect(client_id, introspect))
+        out.update(admin_console.set_client_introspect(client_id, introspect))
     if pre_approved is not None:
-        out.update(admin.set_client_pre_approved(client_id, pre_approved))
+        out.update(admin_console.set_client_pre_approved(client_id, pre_approved))
     _emit(out)
 
 
@@ -244,9 +244,9 @@ def resource_server() -> None:
 @_with_app
 def resource_server_create(name: str) -> None:
     """Create credentials for a resource server."""
-    from authserver import admin
+    from authserver.services import admin_console
 
-    _emit(admin.create_resource_server(name))
+    _emit(admin_console.create_resource_server(name))
 
 
 @cli.group("registration-token")
@@ -263,11 +263,11 @@ def registration_token() -> None:
 @_with_app
 def registration_token_create(uses: int, lifetime: int | None, note: str | None) -> None:
     """Issue an initial access token (printed once; stored as its SHA-256)."""
-    from authserver import admin
+    from authserver.services import admin_console
 
-    _emit(admin.create_registration_token(
+    _emit(admin_console.create_registration_token(
         uses=uses, note=note,
-        lifetime=admin.REGISTRATION_TOKEN_LIFETIME if lifetime is None else lifetime))
+        lifetime=admin_console.REGISTRATION_TOKEN_LIFETIME if lifetime is None else lifetime))
 
 
 @registration_token.command("revoke")
@@ -275,9 +275,9 @@ def registration_token_create(uses: int, lifetime: int | None, note: str | None)
 @_with_app
 def registration_token_revoke(token_id: int) -> None:
     """Revoke an initial access token by the id `create` printed."""
-    from authserver import admin
+    from authserver.services import admin_console
 
-    _emit(admin.revoke_registration_token(token_id))
+    _emit(admin_console.revoke_registration_token(token_id))
 
 
 # ---- launch contexts and patients -------------------------------------------------
@@ -304,7 +304,7 @@ def launch_create(patient: str, encounter: str | None, fhir_context: str | None,
                   tenant: str | None, username: str | None, aud: str | None,
                   client_id: str | None) -> None:
     """Create an EHR launch context."""
-    from authserver import admin
+    from authserver.services import launches
 
     ctx = None
     if fhir_context:
@@ -312,7 +312,7 @@ def launch_create(patient: str, encounter: str | None, fhir_context: str | None,
             ctx = json.loads(fhir_context)
         except ValueError:
             raise CliError("--fhir-context: not JSON") from None
-    _emit(admin.create_launch(patient=patient, encounter=encounter, fhir_context=ctx,
+    _emit(launches.create_launch(patient=patient, encounter=encounter, fhir_context=ctx,
                               need_patient_banner=need_patient_banner, intent=intent,
                               smart_style_url=smart_style_url, tenant=tenant,
                               username=username, aud=aud, client_id=client_id))
@@ -330,9 +330,9 @@ def patient() -> None:
 @_with_app
 def patient_add(patient_id: str, name: str, birth_date: str | None) -> None:
     """Add (or update) a patient in the registry."""
-    from authserver import admin
+    from authserver.services import admin_console
 
-    _emit(admin.add_patient(patient_id, name, birth_date))
+    _emit(admin_console.add_patient(patient_id, name, birth_date))
 
 
 # ---- keys --------------------------------------------------------------------------
@@ -413,9 +413,9 @@ def policy_show() -> None:
 @_with_app
 def export_well_known(directory: str) -> None:
     """Write the discovery documents for static serving behind a proxy."""
-    from authserver import admin
+    from authserver.services import admin_console
 
-    _emit(admin.export_well_known(Path(directory)))
+    _emit(admin_console.export_well_known(Path(directory)))
 
 
 def main() -> None:

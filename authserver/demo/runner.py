@@ -107,9 +107,9 @@ def run_demo(app: Flask, host: str, port: int) -> None:
     """Initialise and seed the instance, start the three servers, print where to click."""
     from werkzeug.serving import make_server
 
-    from authserver import admin
     from authserver.demo.app import create_demo_app
     from authserver.demo.seed import ehr_launch_link, seed
+    from authserver.services import admin_console
 
     issuer = app.config["ISSUER"]
     fhir_base = app.config["FHIR_BASE_URL"]
@@ -121,10 +121,10 @@ def run_demo(app: Flask, host: str, port: int) -> None:
     demo_url = f"http://{local}:{demo_port}"
     with app.app_context():
         try:
-            admin.init_instance()
+            admin_console.init_instance()
             info = seed(demo_url)
             ehr_link = ehr_launch_link(info["client"]["client_id"], demo_url)
-        except admin.AdminError as exc:
+        except admin_console.AdminError as exc:
             raise click.ClickException(str(exc)) from None
     demo_app = create_demo_app(issuer=issuer, fhir_base=fhir_base,
                                client_id=info["client"]["client_id"], base_url=demo_url)
