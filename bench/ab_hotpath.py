@@ -27,18 +27,19 @@ from hotpath import time_calls, wsgi_caller  # noqa: E402
 def main() -> int:
     os.environ["AUTHSERVER_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="authserver-ab-")
     os.environ.pop("AUTHSERVER_DATABASE_URL", None)
-    from authserver import admin, store
+    from authserver import store
     from authserver.app import create_app
     from authserver.extensions import limiter
     from authserver.oauth import backend
+    from authserver.services import admin_console
     from authserver.smart.grammar import parse_scopes
 
     app = create_app()
     with app.app_context():
-        admin.init_instance()
-        client = admin.create_client(name="ab", redirect_uris=[], scope="system/*.rs",
-                                     auth_method="client_secret_basic",
-                                     grant_types=["client_credentials"])
+        admin_console.init_instance()
+        client = admin_console.create_client(name="ab", redirect_uris=[], scope="system/*.rs",
+                                             auth_method="client_secret_basic",
+                                             grant_types=["client_credentials"])
     basic = "Basic " + base64.b64encode(
         f"{client['client_id']}:{client['client_secret']}".encode()).decode()
     call = wsgi_caller(app, "/token", lambda i: "grant_type=client_credentials&scope=system%2F"

@@ -163,14 +163,15 @@ def _mint(env: dict[str, str], count: int) -> tuple[str, str, list[str]]:
         os.environ.clear()
         os.environ.update(saved)
     with app.app_context():
-        from authserver import admin, clock, store
+        from authserver import clock, store
         from authserver.extensions import db
         from authserver.oauth.tokens import issue_tokens
+        from authserver.services import accounts, admin_console
 
-        admin.init_instance()
-        user = admin.create_user("bench", "patient", password="bench password 123",
-                                 fhir_user="Patient/p1", name="Bench User")
-        client = admin.create_client(name="bench-app", redirect_uris=[
+        admin_console.init_instance()
+        user = accounts.create_user("bench", "patient", password="bench password 123",
+                                    fhir_user="Patient/p1", name="Bench User")
+        client = admin_console.create_client(name="bench-app", redirect_uris=[
             "http://127.0.0.1:9999/cb"], scope=SCOPE, auth_method="client_secret_basic")
         row, u = store.clients.any_client(client["client_id"]), store.accounts.get_user(user["id"])
         tokens = []

@@ -62,7 +62,7 @@ def _make_app(config: dict):
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Migrate a database once per session, with signing keys; tests start from copies."""
-    from authserver import admin
+    from authserver.services import admin_console
 
     inst = tmp_path_factory.mktemp("template")
     if PG_URL:
@@ -75,7 +75,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> dict:
         url = f"sqlite:///{inst / 'template.sqlite3'}"
     app = _make_app(base_config(inst, url))
     with app.app_context():
-        admin.init_instance()
+        admin_console.init_instance()
         from authserver.extensions import db
         from authserver.models import SigningKey
 

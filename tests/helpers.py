@@ -39,24 +39,23 @@ def query_of(url: str) -> dict[str, str]:
 
 def make_user(app, username: str = "alice", role: str = "patient",
               fhir_user: str | None = "Patient/p1", **kw: Any) -> dict:
-    from authserver import admin
+    from authserver.services import accounts
 
     with app.app_context():
-        return admin.create_user(username, role, password=PASSWORD, fhir_user=fhir_user,
-                                 name=kw.pop("name", "Alice Example"), **kw)
+        return accounts.create_user(username, role, password=PASSWORD, fhir_user=fhir_user,
+                                    name=kw.pop("name", "Alice Example"), **kw)
 
 
 def make_client(app, *, scope: str = PATIENT_SCOPES + " patient/*.read patient/*.cruds",
                 redirect_uris: list[str] | None = None, auth_method: str = "none",
                 grant_types: list[str] | None = None, **kw: Any) -> dict:
-    from authserver import admin
+    from authserver.services import admin_console
 
     with app.app_context():
-        return admin.create_client(name=kw.pop("name", "Test App"),
-                                   redirect_uris=redirect_uris or [REDIRECT_URI], scope=scope,
-                                   auth_method=auth_method,
-                                   grant_types=grant_types or ["authorization_code",
-                                                               "refresh_token"], **kw)
+        return admin_console.create_client(
+            name=kw.pop("name", "Test App"), redirect_uris=redirect_uris or [REDIRECT_URI],
+            scope=scope, auth_method=auth_method,
+            grant_types=grant_types or ["authorization_code", "refresh_token"], **kw)
 
 
 @dataclass
@@ -240,31 +239,31 @@ def totp_code(secret: str, ahead: int = 0) -> str:
 def make_clinician(app, username: str = "drsmith", *, totp: bool = True,
                    fhir_user: str | None = "Practitioner/pr1", role: str = "clinician") -> dict:
     """A clinician (or admin); with ``totp`` its TOTP secret is in the result as "secret"."""
-    from authserver import admin
+    from authserver.services import accounts
 
     user = make_user(app, username, role, fhir_user=fhir_user, name="Dr Smith")
     if totp:
         with app.app_context():
-            user["secret"] = admin.enrol_totp(username)["secret"]
+            user["secret"] = accounts.enrol_totp(username)["secret"]
     return user
 
 
 def add_patients(app, *rows: tuple[str, str, str | None]) -> None:
     """Fill the picker's registry (what `authserver patient add` does)."""
-    from authserver import admin
+    from authserver.services import admin_console
 
     with app.app_context():
         for pid, name, born in rows:
-            admin.add_patient(pid, name, born)
+            admin_console.add_patient(pid, name, born)
 
 
 def make_launch(app, **kw: Any) -> dict:
     """An EHR launch context, as `authserver launch create` makes it."""
-    from authserver import admin
+    from authserver.services import launches
 
     kw.setdefault("patient", "p9")
     with app.app_context():
-        return admin.create_launch(**kw)
+        return launches.create_launch(**kw)
 
 
 def picker_patients(page: str) -> list[str]:
@@ -296,10 +295,10 @@ def sign_in_admin(app, base_url: str, username: str = "root", name: str = "Root 
                   ) -> requests.Session:
     """A session signed in (password + TOTP) as a new admin, landed on /admin."""
     make_user(app, username, role="admin", fhir_user=None, name=name)
-    from authserver import admin
+    from authserver.services import accounts
 
     with app.app_context():
-        secret = admin.enrol_totp(username)["secret"]
+        secret = accounts.enrol_totp(username)["secret"]
     s = requests.Session()
     page = s.get(base_url + "/login?next=/admin")
     resp = s.post(base_url + "/login", data={"csrf_token": csrf_of(page.text),

@@ -42,12 +42,12 @@ def with_app(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         app = load_app()
         with app.app_context():
-            from authserver import admin
+            from authserver.services import admin_console
 
             try:
-                admin.check_database()
+                admin_console.check_database()
                 return fn(*args, **kwargs)
-            except admin.AdminError as exc:
+            except admin_console.AdminError as exc:
                 raise CliError(str(exc)) from None
 
     wrapper.__name__ = fn.__name__

@@ -41,7 +41,7 @@ def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_me
                   jwks_file: str | None, jwks_uri: str | None, grant_types: tuple[str, ...],
                   launch_uris: tuple[str, ...], can_launch: bool, can_introspect: bool) -> None:
     """Register a client."""
-    from authserver import admin
+    from authserver.services import admin_console
 
     jwks = None
     if jwks_file:
@@ -50,7 +50,7 @@ def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_me
         except (OSError, ValueError) as exc:
             raise CliError(
                 f"--jwks-file: cannot read a JSON JWK Set ({exc.__class__.__name__})") from None
-    emit(admin.create_client(name=name, redirect_uris=list(redirect_uris), scope=scope,
+    emit(admin_console.create_client(name=name, redirect_uris=list(redirect_uris), scope=scope,
                              auth_method=auth_method, jwks=jwks, jwks_uri=jwks_uri,
                              grant_types=list(grant_types), launch_uris=list(launch_uris),
                              can_launch=can_launch, can_introspect=can_introspect))
@@ -66,15 +66,15 @@ def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_me
 def client_permissions(client_id: str, introspect: bool | None,
                        pre_approved: bool | None) -> None:
     """Change an app's administrator-only permissions."""
-    from authserver import admin
+    from authserver.services import admin_console
 
     if introspect is None and pre_approved is None:
         raise CliError("name --introspect/--no-introspect or --pre-approved/--no-pre-approved")
     out: dict[str, Any] = {}
     if introspect is not None:
-        out.update(admin.set_client_introspect(client_id, introspect))
+        out.update(admin_console.set_client_introspect(client_id, introspect))
     if pre_approved is not None:
-        out.update(admin.set_client_pre_approved(client_id, pre_approved))
+        out.update(admin_console.set_client_pre_approved(client_id, pre_approved))
     emit(out)
 
 
@@ -88,9 +88,9 @@ def resource_server() -> None:
 @with_app
 def resource_server_create(name: str) -> None:
     """Create credentials for a resource server."""
-    from authserver import admin
+    from authserver.services import admin_console
 
-    emit(admin.create_resource_server(name))
+    emit(admin_console.create_resource_server(name))
 
 
 @click.group("registration-token")
@@ -107,11 +107,11 @@ def registration_token() -> None:
 @with_app
 def registration_token_create(uses: int, lifetime: int | None, note: str | None) -> None:
     """Issue an initial access token (printed once; stored as its SHA-256)."""
-    from authserver import admin
+    from authserver.services import admin_console
 
-    emit(admin.create_registration_token(
+    emit(admin_console.create_registration_token(
         uses=uses, note=note,
-        lifetime=admin.REGISTRATION_TOKEN_LIFETIME if lifetime is None else lifetime))
+        lifetime=admin_console.REGISTRATION_TOKEN_LIFETIME if lifetime is None else lifetime))
 
 
 @registration_token.command("revoke")
@@ -119,6 +119,6 @@ def registration_token_create(uses: int, lifetime: int | None, note: str | None)
 @with_app
 def registration_token_revoke(token_id: int) -> None:
     """Revoke an initial access token by the id `create` printed."""
-    from authserver import admin
+    from authserver.services import admin_console
 
-    emit(admin.revoke_registration_token(token_id))
+    emit(admin_console.revoke_registration_token(token_id))

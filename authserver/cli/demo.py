@@ -153,15 +153,15 @@ def _banner(info: dict[str, Any], demo_url: str, issuer: str, fhir_line: str,
 
 def _seed_instance(app: Flask, demo_url: str) -> tuple[dict[str, Any], str]:
     """init + seed inside ``app``: what the banner prints, and a fresh EHR launch link."""
-    from authserver import admin
     from authserver.cli.seed import ehr_launch_link, seed
+    from authserver.services import admin_console
 
     with app.app_context():
         try:
-            admin.init_instance()
+            admin_console.init_instance()
             info = seed(demo_url)
             return info, ehr_launch_link(info["client"]["client_id"], demo_url)
-        except admin.AdminError as exc:
+        except admin_console.AdminError as exc:
             raise click.ClickException(str(exc)) from None
 
 

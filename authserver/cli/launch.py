@@ -35,7 +35,7 @@ def launch_create(patient: str, encounter: str | None, fhir_context: str | None,
                   tenant: str | None, username: str | None, aud: str | None,
                   client_id: str | None) -> None:
     """Create an EHR launch context."""
-    from authserver import admin
+    from authserver.services import launches
 
     ctx = None
     if fhir_context:
@@ -43,7 +43,7 @@ def launch_create(patient: str, encounter: str | None, fhir_context: str | None,
             ctx = json.loads(fhir_context)
         except ValueError:
             raise CliError("--fhir-context: not JSON") from None
-    emit(admin.create_launch(patient=patient, encounter=encounter, fhir_context=ctx,
+    emit(launches.create_launch(patient=patient, encounter=encounter, fhir_context=ctx,
                              need_patient_banner=need_patient_banner, intent=intent,
                              smart_style_url=smart_style_url, tenant=tenant,
                              username=username, aud=aud, client_id=client_id))
@@ -61,6 +61,6 @@ def patient() -> None:
 @with_app
 def patient_add(patient_id: str, name: str, birth_date: str | None) -> None:
     """Add (or update) a patient in the registry."""
-    from authserver import admin
+    from authserver.services import admin_console
 
-    emit(admin.add_patient(patient_id, name, birth_date))
+    emit(admin_console.add_patient(patient_id, name, birth_date))

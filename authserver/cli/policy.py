@@ -17,7 +17,7 @@ def policy() -> None:
 
 
 def _policy_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    from authserver.policy import PolicyError
+    from authserver.services.policies import PolicyError
 
     try:
         return fn(*args, **kwargs)
@@ -32,7 +32,7 @@ def _policy_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 @with_app
 def policy_set(role: str | None, username: str | None, scopes: str) -> None:
     """Set the ceiling (SMART scopes, e.g. "user/Patient.rs user/Appointment.rs")."""
-    from authserver import policy as policies
+    from authserver.services import policies
 
     emit(_policy_call(policies.set_policy, scopes, role=role, username=username))
 
@@ -43,7 +43,7 @@ def policy_set(role: str | None, username: str | None, scopes: str) -> None:
 @with_app
 def policy_unset(role: str | None, username: str | None) -> None:
     """Remove a ceiling: the role's default applies again."""
-    from authserver import policy as policies
+    from authserver.services import policies
 
     emit(_policy_call(policies.unset_policy, role=role, username=username))
 
@@ -52,6 +52,6 @@ def policy_unset(role: str | None, username: str | None) -> None:
 @with_app
 def policy_show() -> None:
     """Every role's default and policy, and every user's policy."""
-    from authserver import policy as policies
+    from authserver.services import policies
 
     emit(policies.show_policy())

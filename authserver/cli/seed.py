@@ -19,11 +19,12 @@ from urllib.parse import urlencode
 
 from flask import current_app
 
-from authserver import admin, audit, store
+from authserver import audit, store
 from authserver.auth import totp
 from authserver.auth.session import totp_secret
 from authserver.demo.app import CALLBACK_PATH, DEMO_APP_NAME, LAUNCH_PATH
 from authserver.oauth.rfc7591 import normalize_metadata
+from authserver.services import accounts, admin_console, launches
 from authserver.services.registration import (
     client_origins,
     client_response,
@@ -48,8 +49,8 @@ DEMO_APP_SCOPE = ("openid fhirUser launch launch/patient offline_access online_a
 def _user(username: str, role: str, fhir_user: str, name: str) -> Any:
     user = store.accounts.get_user_by_username(username)
     if user is None:
-        admin.create_user(username, role, password=DEMO_PASSWORD, fhir_user=fhir_user,
-                          name=name)
+        accounts.create_user(username, role, password=DEMO_PASSWORD, fhir_user=fhir_user,
+                             name=name)
         user = store.accounts.get_user_by_username(username)
     return user
 
@@ -58,7 +59,7 @@ def _clinician_totp() -> dict[str, str]:
     user = store.accounts.get_user_by_username(CLINICIAN_USERNAME)
     secret = totp_secret(user) if user is not None else None
     if not secret:
-        return admin.enrol_totp(CLINICIAN_USERNAME)
+        return accounts.enrol_totp(CLINICIAN_USERNAME)
     return {"secret": secret, "otpauth_uri": totp.provisioning_uri(
         secret, CLINICIAN_USERNAME, current_app.config["TOTP_ISSUER"])}
 
@@ -89,7 +90,7 @@ def _demo_app(demo_app_url: str) -> dict[str, Any]:
 def seed(demo_app_url: str) -> dict[str, Any]:
     """Create (or find) the demo data; returns what to print. Idempotent."""
     for pid, (name, born) in DEMO_PATIENTS.items():
-        admin.add_patient(pid, name, born)
+        admin_console.add_patient(pid, name, born)
     _user(PATIENT_USERNAME, "patient", "Patient/p1", "Alice Example")
     _user(CLINICIAN_USERNAME, "clinician", "Practitioner/pr1", "Dr Jordan Smith")
     return {"password": DEMO_PASSWORD, "patient": PATIENT_USERNAME,
@@ -99,6 +100,6 @@ def seed(demo_app_url: str) -> dict[str, Any]:
 
 def ehr_launch_link(client_id: str, demo_app_url: str, patient: str = "p1") -> str:
     """A fresh EHR launch of the demo app for ``patient`` (as an EHR would open it)."""
-    made = admin.create_launch(patient=patient, client_id=client_id)
+    made = launches.create_launch(patient=patient, client_id=client_id)
     query = urlencode({"iss": made["iss"], "launch": made["launch"]})
     return f"{demo_app_url.rstrip('/')}{LAUNCH_PATH}?{query}"

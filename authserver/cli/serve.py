@@ -17,11 +17,11 @@ def init() -> None:
     """Create or upgrade the schema and create signing keys if none (idempotent)."""
     app = load_app()
     with app.app_context():
-        from authserver import admin
+        from authserver.services import admin_console
 
         try:
-            emit(admin.init_instance())
-        except admin.AdminError as exc:
+            emit(admin_console.init_instance())
+        except admin_console.AdminError as exc:
             raise CliError(str(exc)) from None
 
 
@@ -33,11 +33,11 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the production server (gunicorn)."""
     app = load_app()  # fail fast on configuration errors, before forking workers
     with app.app_context():
-        from authserver import admin
+        from authserver.services import admin_console
 
         try:
-            admin.init_instance()
-        except admin.AdminError as exc:
+            admin_console.init_instance()
+        except admin_console.AdminError as exc:
             raise CliError(str(exc)) from None
     from authserver.serving import run_gunicorn
 
@@ -49,6 +49,6 @@ def serve(host: str, port: int, workers: int) -> None:
 @with_app
 def export_well_known(directory: str) -> None:
     """Write the discovery documents for static serving behind a proxy."""
-    from authserver import admin
+    from authserver.services import admin_console
 
-    emit(admin.export_well_known(Path(directory)))
+    emit(admin_console.export_well_known(Path(directory)))

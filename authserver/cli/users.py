@@ -7,6 +7,7 @@ import sys
 import click
 
 from authserver.cli._shared import emit, with_app
+from authserver.smart.roles import Role
 
 __all__ = ["user"]
 
@@ -19,7 +20,7 @@ def user() -> None:
 @user.command("create")
 @click.argument("username")
 @click.option("--role", required=True,
-              type=click.Choice(["patient", "clinician", "admin", "developer"]))
+              type=click.Choice([r.value for r in Role]))
 @click.option("--password", default=None)
 @click.option("--password-stdin", is_flag=True)
 @click.option("--fhir-user", default=None)
@@ -29,11 +30,11 @@ def user() -> None:
 def user_create(username: str, role: str, password: str | None, password_stdin: bool,
                 fhir_user: str | None, name: str | None, email: str | None) -> None:
     """Create a user."""
-    from authserver import admin
+    from authserver.services import accounts
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
-    emit(admin.create_user(username, role, password=password, fhir_user=fhir_user,
+    emit(accounts.create_user(username, role, password=password, fhir_user=fhir_user,
                            name=name, email=email))
 
 
@@ -42,6 +43,6 @@ def user_create(username: str, role: str, password: str | None, password_stdin: 
 @with_app
 def user_totp(username: str) -> None:
     """Enrol TOTP for a user (prints the secret and otpauth URI once)."""
-    from authserver import admin
+    from authserver.services import accounts
 
-    emit(admin.enrol_totp(username))
+    emit(accounts.enrol_totp(username))

@@ -19,7 +19,7 @@ class Invitation(db.Model):
     #: SHA-256 (hex) of a 256-bit random token; never the token.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(255), index=True)
-    #: 'clinician' | 'admin' | 'developer' | 'patient' (the role the new user gets)
+    #: a :class:`~authserver.models.users.Role` value (the role the new user gets)
     role: Mapped[str] = mapped_column(String(20))
     fhir_user: Mapped[str | None] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(255))

@@ -6,8 +6,7 @@ from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from authserver.extensions import db
-
-ROLES = ("patient", "clinician", "admin", "developer")
+from authserver.smart.roles import Role
 
 
 class User(db.Model):
@@ -39,6 +38,12 @@ class User(db.Model):
     @property
     def has_totp(self) -> bool:
         return self.totp_secret_enc is not None
+
+    @property
+    def second_factor_required(self) -> bool:
+        """Sign-in asks for a TOTP code: one is enrolled, or the role requires one."""
+        role = Role.parse(self.role)
+        return self.has_totp or (role is not None and role.requires_totp)
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r} {self.role}>"

@@ -22,8 +22,9 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from flask import current_app, g
 
-from authserver import clock, policy, store
+from authserver import clock, store
 from authserver.models import AuthorizationCode, User
+from authserver.oauth.ceilings import ceiling_for
 from authserver.oauth.launch import quote_param
 from authserver.oauth.tokens import issue_tokens
 from authserver.smart.ceiling import apply_ceiling
@@ -248,7 +249,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def _within_ceiling(scope: str, user: User) -> str:
         """The access token never exceeds what the person may see *now*: a ceiling lowered
         (or a role changed) since the grant narrows every later access token."""
-        kept = apply_ceiling(parse_scopes(scope), policy.ceiling_for(user))
+        kept = apply_ceiling(parse_scopes(scope), ceiling_for(user))
         if all(s.kind in ("launch", "launch_context") for s in kept):
             raise InvalidGrantError("This grant no longer fits what the account may access")
         return format_scopes(kept)

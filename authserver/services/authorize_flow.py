@@ -23,9 +23,10 @@ from authlib.oidc.core.errors import (
 )
 from flask import current_app
 
-from authserver import audit, clock, policy, store
+from authserver import audit, clock, store
 from authserver.models import PendingAuthorization, User, UserSession
 from authserver.oauth import server as oauth_server
+from authserver.oauth.ceilings import ceiling_for
 from authserver.oauth.grants import Authorization
 from authserver.services.authorize_request import (
     KNOWN_PARAMS,
@@ -54,12 +55,13 @@ from authserver.smart.consent import (
     previously_chosen,
 )
 from authserver.smart.grammar import Scope, format_scopes
+from authserver.smart.roles import Role
 
 __all__ = ["begin", "resume", "signed_out", "decide", "choose_patient", "picker_check",
            "KNOWN_PARAMS"]
 
 #: The role that may pick any patient and use EHR launches.
-CLINICIAN = "clinician"
+CLINICIAN = Role.CLINICIAN
 
 @store.transaction()
 def begin(values: Any, sess: UserSession | None = None) -> Step:
@@ -130,9 +132,9 @@ def _context(parked: Parked, user: User, scopes: list[Scope]) -> dict[str, Any] 
 
 def _allowed(parked: Parked, user: User) -> list[Scope]:
     """The requested scopes the app may have, narrowed to what ``user`` may see (their scope
-    ceiling, :mod:`authserver.policy`). Raises ``access_denied`` when nothing but launch
+    ceiling, :mod:`authserver.oauth.ceilings`). Raises ``access_denied`` when nothing but launch
     context would be left."""
-    scopes = apply_ceiling(parked.grant.request.smart.scopes, policy.ceiling_for(user))
+    scopes = apply_ceiling(parked.grant.request.smart.scopes, ceiling_for(user))
     if all(s.kind in ("launch", "launch_context") for s in scopes):
         # RFC 6749 §3.3: the server may grant less than requested; with nothing left to
         # grant, the authorization server denies the request (§4.1.2.1 access_denied).

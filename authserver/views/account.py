@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from authserver.auth import session as auth
-from authserver.oauth.connected_apps import connected_apps, revoke_app
+from authserver.services.connected_apps import connected_apps, revoke_app
 
 bp = Blueprint("account", __name__)
 

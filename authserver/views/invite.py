@@ -1,6 +1,6 @@
 """Invitations: ``/invite/<token>`` (the invited person chooses a username and password) and
 ``POST /admin/invite`` (an administrator sends one). The service is
-:mod:`authserver.invitations`; the token is single use and never logged.
+:mod:`authserver.services.accounts`; the token is single use and never logged.
 
 OWASP Forgot Password Cheat Sheet (the same shape of link):
 https://cheatsheetseries.owasp.org/cheatsheets/Forgot_Password_Cheat_Sheet.html
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
-from authserver import invitations
+from authserver.services import accounts
 from authserver.views.portal import _requires, render_console
 from authserver.web import error_page
 
@@ -19,7 +19,7 @@ bp = Blueprint("invite", __name__)
 
 @bp.record_once
 def _redact_logs(state) -> None:  # state: Flask's BlueprintSetupState, unused
-    invitations.redact_invite_links_in_logs()
+    accounts.redact_invite_links_in_logs()
 
 
 @bp.after_request
@@ -30,7 +30,7 @@ def _no_store(resp: Response) -> Response:
 
 
 def _invalid():
-    return error_page("Invitation not valid", str(invitations.InvalidInvitation()), 400)
+    return error_page("Invitation not valid", str(accounts.InvalidInvitation()), 400)
 
 
 def _form(info: dict, error: str | None = None, username: str = ""):
@@ -40,20 +40,20 @@ def _form(info: dict, error: str | None = None, username: str = ""):
 
 @bp.route("/invite/<token>", methods=["GET", "POST"])
 def accept(token: str):
-    row = invitations.find(token)
+    row = accounts.find(token)
     if row is None:
         return _invalid()
-    info = invitations.describe(row)
+    info = accounts.describe(row)
     if request.method == "GET":
         return _form(info)
     username = request.form.get("username", "").strip()
     if request.form.get("password", "") != request.form.get("password_confirm", ""):
         return _form(info, "The two passwords are not the same.", username)
     try:
-        invitations.accept(token, username, request.form.get("password", ""))
-    except invitations.InvalidInvitation:
+        accounts.accept(token, username, request.form.get("password", ""))
+    except accounts.InvalidInvitation:
         return _invalid()
-    except invitations.InvitationError as exc:
+    except accounts.InvitationError as exc:
         return _form(info, str(exc), username)
     return redirect(url_for("login.login", invited=1), 303)
 
@@ -67,9 +67,9 @@ def _console(user, *, error: str | None = None, invited: dict | None = None):
 def send(user):  # the signed-in admin, from _requires
     f = request.form
     try:
-        invited = invitations.invite(f.get("email", ""), f.get("role", ""),
-                                     fhir_user=f.get("fhir_user") or None,
-                                     name=f.get("name") or None, invited_by=user.id)
-    except invitations.InvitationError as exc:
+        invited = accounts.invite(f.get("email", ""), f.get("role", ""),
+                                  fhir_user=f.get("fhir_user") or None,
+                                  name=f.get("name") or None, invited_by=user.id)
+    except accounts.InvitationError as exc:
         return _console(user, error=str(exc)), exc.status
     return _console(user, invited=invited)

@@ -31,9 +31,9 @@ from typing import Any
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from flask import Blueprint, Response, jsonify, request
 
-from authserver import admin
 from authserver.extensions import csrf
 from authserver.oauth import server as oauth_server
+from authserver.services import admin_console, launches
 
 bp = Blueprint("launch", __name__)
 
@@ -136,12 +136,12 @@ def create_launch() -> Response:
         return _error(403, "unauthorized_client", "This client may not create launch contexts")
     try:
         p = parse_body()
-        made = admin.create_launch(
+        made = launches.create_launch(
             patient=p["patient"], encounter=p.get("encounter"), fhir_context=p.get("fhirContext"),
             need_patient_banner=p.get("need_patient_banner", False), intent=p.get("intent"),
             smart_style_url=p.get("smart_style_url"), tenant=p.get("tenant"),
             username=p.get("user"), aud=p.get("aud"), client_id=p["client_id"],
             created_by=client.client_id)
-    except (LaunchRequestError, admin.AdminError) as exc:
+    except (LaunchRequestError, admin_console.AdminError) as exc:
         return _error(400, "invalid_request", str(exc))
     return _json(made, 201)

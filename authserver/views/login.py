@@ -53,7 +53,7 @@ def login():
             "Retry-After": str(seconds)}
     if user is None:
         return render_template("login.html", next=nxt, error=_FAILED, username=username), 401
-    if user.has_totp or user.role in ("clinician", "admin"):
+    if user.second_factor_required:
         auth.begin_second_factor(user)
         return redirect(url_for("login.totp", next=nxt), 303)
     auth.sign_in(user)

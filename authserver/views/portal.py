@@ -6,8 +6,8 @@ from functools import wraps
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
-from authserver import admin
 from authserver.auth import session as auth
+from authserver.services import accounts, admin_console
 
 bp = Blueprint("portal", __name__)
 
@@ -32,23 +32,23 @@ def developer(user):
     created, error = None, None
     if request.method == "POST":
         try:
-            created = admin.register_portal_app(user, request.form.to_dict())
-        except admin.AdminError as exc:
+            created = admin_console.register_portal_app(user, request.form.to_dict())
+        except admin_console.AdminError as exc:
             error = str(exc)
-    return render_template("developer.html", user=user, apps=admin.list_clients(user.id),
+    return render_template("developer.html", user=user, apps=admin_console.list_clients(user.id),
                            created=created, error=error, form=request.form), (
         400 if error else 200)
 
 
 def render_console(user, status: int = 200, **extra):  # noqa: ANN001, ANN201
     """The admin console page; ``extra`` carries error / created / invited."""
-    from authserver import invitations, policy
+    from authserver.services import policies
 
     context = {"error": None, "created": None, "invited": None, **extra}
-    return render_template("admin.html", user=user, users=admin.list_users(),
-                           apps=admin.list_clients(), events=admin.recent_audit(),
-                           invitations=invitations.pending(),
-                           policies=policy.show_policy(), **context), status
+    return render_template("admin.html", user=user, users=admin_console.list_users(),
+                           apps=admin_console.list_clients(), events=admin_console.recent_audit(),
+                           invitations=accounts.pending(),
+                           policies=policies.show_policy(), **context), status
 
 
 @bp.get("/admin")
@@ -62,11 +62,11 @@ def console(user):
 def create_user(user):
     f = request.form
     try:
-        created = admin.create_user(f.get("username", ""), f.get("role", ""),
-                                    password=f.get("password") or None,
-                                    fhir_user=f.get("fhir_user") or None,
-                                    name=f.get("name") or None, email=f.get("email") or None)
-    except admin.AdminError as exc:
+        created = accounts.create_user(f.get("username", ""), f.get("role", ""),
+                                       password=f.get("password") or None,
+                                       fhir_user=f.get("fhir_user") or None,
+                                       name=f.get("name") or None, email=f.get("email") or None)
+    except admin_console.AdminError as exc:
         return render_console(user, 400, error=str(exc))
     return render_console(user, created=created)
 
@@ -74,8 +74,8 @@ def create_user(user):
 @bp.post("/admin/apps")
 @_requires("admin")
 def app_state(user):
-    admin.set_client_enabled(request.form.get("client_id", ""),
-                             request.form.get("action") == "enable", by=user.id)
+    admin_console.set_client_enabled(request.form.get("client_id", ""),
+                                     request.form.get("action") == "enable", by=user.id)
     return redirect(url_for("portal.console"), 303)
 
 
@@ -83,9 +83,9 @@ def app_state(user):
 @_requires("admin")
 def app_introspect(user):
     try:
-        admin.set_client_introspect(request.form.get("client_id", ""),
-                                    request.form.get("action") == "allow", by=user.id)
-    except admin.AdminError as exc:
+        admin_console.set_client_introspect(request.form.get("client_id", ""),
+                                            request.form.get("action") == "allow", by=user.id)
+    except admin_console.AdminError as exc:
         return render_console(user, 400, error=str(exc))
     return redirect(url_for("portal.console"), 303)
 
@@ -94,9 +94,9 @@ def app_introspect(user):
 @_requires("admin")
 def app_pre_approved(user):
     try:
-        admin.set_client_pre_approved(request.form.get("client_id", ""),
-                                      request.form.get("action") == "allow", by=user.id)
-    except admin.AdminError as exc:
+        admin_console.set_client_pre_approved(request.form.get("client_id", ""),
+                                              request.form.get("action") == "allow", by=user.id)
+    except admin_console.AdminError as exc:
         return render_console(user, 400, error=str(exc))
     return redirect(url_for("portal.console"), 303)
 
@@ -108,7 +108,7 @@ def user_state(user):
         uid = int(request.form.get("user_id", ""))
     except ValueError:
         abort(400)
-    admin.set_user_enabled(uid, request.form.get("action") == "enable", by=user.id)
+    admin_console.set_user_enabled(uid, request.form.get("action") == "enable", by=user.id)
     return redirect(url_for("portal.console"), 303)
 
 
@@ -116,7 +116,7 @@ def user_state(user):
 @_requires("admin")
 def policy(user):
     """Set or remove a role's or a user's scope ceiling."""
-    from authserver import policy as policies
+    from authserver.services import policies
 
     f = request.form
     who = {"role": f.get("role") or None, "username": f.get("username") or None}

@@ -278,11 +278,12 @@ def test_standalone_patient_launch_reads_and_refreshes_with_defaults(browser, sm
 
 
 def test_ehr_launch_with_encounter_for_a_clinician_with_totp(browser, smart, base_url, app):
-    from authserver import admin, store
+    from authserver import store
+    from authserver.services import launches
 
     with app.app_context():
-        made = admin.create_launch(patient="p1", encounter="enc-p1-1",
-                                   client_id=smart.client_id, aud=smart.fhir_base)
+        made = launches.create_launch(patient="p1", encounter="enc-p1-1",
+                                      client_id=smart.client_id, aud=smart.fhir_base)
         assert store.interaction.find_launch(made["launch"]) is not None
     assert made["iss"] == smart.fhir_base
     # No `iss` in the options: the EHR names it (and the launch) in the page's query.

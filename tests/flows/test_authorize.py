@@ -160,10 +160,10 @@ def test_authorize_disabled_client_is_an_error_page(app, patient_app, base_url):
 
 
 def test_authorize_resource_server_credentials_are_not_an_app(app, base_url):
-    from authserver import admin
+    from authserver.services import admin_console
 
     with app.app_context():
-        rs = admin.create_resource_server("FHIR server")
+        rs = admin_console.create_resource_server("FHIR server")
     _assert_error_page(_flow(base_url, rs).authorize())
 
 

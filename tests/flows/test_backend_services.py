@@ -158,11 +158,11 @@ def test_client_not_registered_for_client_credentials_is_refused(app, base_url):
 
 
 def test_asymmetric_app_not_registered_for_client_credentials_is_refused(app, base_url, key):
-    from authserver import admin
+    from authserver.services import admin_console
     from tests.flows.test_private_key_jwt import jwks_of
 
     with app.app_context():
-        c = admin.create_client(name="Asymmetric app", redirect_uris=[
+        c = admin_console.create_client(name="Asymmetric app", redirect_uris=[
             "http://127.0.0.1:9999/callback"], scope="system/*.rs patient/*.rs",
             auth_method="private_key_jwt", jwks=jwks_of(key),
             grant_types=["authorization_code"])

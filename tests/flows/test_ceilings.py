@@ -30,10 +30,10 @@ BROAD = ("openid fhirUser profile email launch/patient offline_access "
 
 
 def _set_policy(app, scope: str, **who: str) -> None:
-    from authserver import policy
+    from authserver.services import policies
 
     with app.app_context():
-        policy.set_policy(scope, **who)
+        policies.set_policy(scope, **who)
 
 
 def test_patient_with_user_scope_app_reads_only_their_own_record(app, base_url, fhir_server):  # noqa: F811

@@ -65,17 +65,17 @@ def test_cors_preflight_sees_a_dynamically_registered_app(app, base_url):
 def test_cors_preflight_refuses_a_disabled_or_deleted_apps_origin_at_once(app, base_url):
     from sqlalchemy import delete, func, select
 
-    from authserver import admin
     from authserver.extensions import db
     from authserver.models import Client, ClientOrigin
+    from authserver.services import admin_console
 
     client = make_client(app, redirect_uris=[APP_ORIGIN + "/callback"])
     assert _preflight(base_url, APP_ORIGIN).headers["Access-Control-Allow-Origin"] == APP_ORIGIN
     with app.app_context():
-        admin.set_client_enabled(client["client_id"], False, by=0)
+        admin_console.set_client_enabled(client["client_id"], False, by=0)
     assert "Access-Control-Allow-Origin" not in _preflight(base_url, APP_ORIGIN).headers
     with app.app_context():
-        admin.set_client_enabled(client["client_id"], True, by=0)
+        admin_console.set_client_enabled(client["client_id"], True, by=0)
     assert _preflight(base_url, APP_ORIGIN).headers["Access-Control-Allow-Origin"] == APP_ORIGIN
     with app.app_context():
         db.session.execute(delete(Client).where(Client.client_id == client["client_id"]))

@@ -18,17 +18,18 @@ from tests.helpers import OAuthFlow, make_client, make_user
 
 
 def _disable_user(app, username: str) -> None:
-    from authserver import admin, store
+    from authserver import store
+    from authserver.services import admin_console
     with app.app_context():
         user = store.accounts.get_user_by_username(username)
-        assert admin.set_user_enabled(user.id, False, by=0)
+        assert admin_console.set_user_enabled(user.id, False, by=0)
 
 
 def _disable_client(app, client_id: str) -> None:
-    from authserver import admin
+    from authserver.services import admin_console
 
     with app.app_context():
-        assert admin.set_client_enabled(client_id, False, by=0)
+        assert admin_console.set_client_enabled(client_id, False, by=0)
 
 
 def test_disabling_a_user_makes_their_tokens_inactive_at_once(app, base_url, fhir_server):  # noqa: F811

@@ -335,10 +335,10 @@ def test_post_launch_without_launch_permission_refused(base_url, ehr):
 
 
 def test_post_launch_resource_server_refused(app, base_url, ehr):
-    from authserver import admin
+    from authserver.services import admin_console
 
     with app.app_context():
-        rs = admin.create_resource_server("FHIR")
+        rs = admin_console.create_resource_server("FHIR")
     resp = _post_launch(base_url, rs, json={"patient": "p9"})
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_client"
 
@@ -485,10 +485,10 @@ def test_post_launch_with_two_authentication_methods_is_invalid_request(base_url
 
 def test_pre_approved_app_skips_the_consent_page_for_a_clinicians_ehr_launch(app, ehr,
                                                                             base_url):
-    from authserver import admin
+    from authserver.services import admin_console
 
     with app.app_context():
-        admin.set_client_pre_approved(ehr["client"]["client_id"], True)
+        admin_console.set_client_pre_approved(ehr["client"]["client_id"], True)
     made = make_launch(app, encounter="e7", client_id=ehr["client"]["client_id"])
     flow = _launch_flow(base_url, ehr, made["launch"])
     _sign_in(flow, ehr)
@@ -502,11 +502,11 @@ def test_pre_approved_app_skips_the_consent_page_for_a_clinicians_ehr_launch(app
 
 
 def test_pre_approval_never_skips_the_page_for_a_patient(app, ehr, base_url):
-    from authserver import admin
+    from authserver.services import admin_console
 
     make_user(app)  # alice, Patient/p1
     with app.app_context():
-        admin.set_client_pre_approved(ehr["client"]["client_id"], True)
+        admin_console.set_client_pre_approved(ehr["client"]["client_id"], True)
     made = make_launch(app, patient="p1", client_id=ehr["client"]["client_id"])
     flow = _launch_flow(base_url, ehr, made["launch"], scope="launch openid patient/*.rs")
     flow.follow()

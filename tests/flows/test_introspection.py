@@ -30,10 +30,10 @@ INACTIVE = {"active": False}
 
 
 def resource_server(app) -> tuple[str, str]:
-    from authserver import admin
+    from authserver.services import admin_console
 
     with app.app_context():
-        rs = admin.create_resource_server("FHIR server")
+        rs = admin_console.create_resource_server("FHIR server")
     return rs["client_id"], rs["client_secret"]
 
 
@@ -291,7 +291,7 @@ def test_bearer_token_with_introspect_scope_but_no_admin_flag_is_401(app, base_u
 
 
 def test_taking_the_introspect_flag_away_stops_issued_tokens_at_once(app, base_url):
-    from authserver import admin
+    from authserver.services import admin_console
 
     make_user(app)
     target = OAuthFlow(base_url, make_client(app), requests.Session()).run()
@@ -300,7 +300,7 @@ def test_taking_the_introspect_flag_away_stops_issued_tokens_at_once(app, base_u
     bearer = {"Authorization": f"Bearer {perm['access_token']}"}
     assert introspect(base_url, target["access_token"], headers=bearer).json()["active"]
     with app.app_context():
-        assert admin.set_client_introspect(caller["client_id"], False) == {
+        assert admin_console.set_client_introspect(caller["client_id"], False) == {
             "client_id": caller["client_id"], "can_introspect": False}
     resp = introspect(base_url, target["access_token"], headers=bearer)
     assert resp.status_code == 401 and resp.json()["error"] == "insufficient_scope"

@@ -1,4 +1,4 @@
-"""Invitations by e-mail (authserver/invitations.py, /invite/<token>, POST /admin/invite),
+"""Invitations by e-mail (authserver/services/accounts.py, /invite/<token>, POST /admin/invite),
 through real HTTP and a real SMTP server (aiosmtpd on 127.0.0.1, ephemeral port).
 
 The link carries a 256-bit token, works once (consumed by a conditional UPDATE), expires
@@ -117,9 +117,9 @@ def _accept(link: str, username: str = "drnew", password: str = PASSWORD,
 
 def _users(app) -> dict[str, object]:
     with app.app_context():
-        from authserver import admin
+        from authserver.services import admin_console
 
-        return {u.username: u for u in admin.list_users()}
+        return {u.username: u for u in admin_console.list_users()}
 
 
 def _invitation_rows(app) -> list:
@@ -315,9 +315,9 @@ def test_refused_mail_withdraws_invitation_503(app, base_url, inbox):
     assert 'class="error"' in resp.text and "SMTPRecipientsRefused" in resp.text
     assert _invitation_rows(app) == []
     with app.app_context():
-        from authserver import admin
+        from authserver.services import admin_console
 
-        assert "user.invited" not in {e.event for e in admin.recent_audit()}
+        assert "user.invited" not in {e.event for e in admin_console.recent_audit()}
 
 
 class TestMailDisabled:
@@ -382,8 +382,9 @@ def test_token_never_in_audit_or_logs(app, base_url, inbox, caplog):
     assert _accept(link).status_code == 303
     assert requests.get(link).status_code == 400  # a used link is logged too
     with app.app_context():
-        from authserver import admin, digests
-        events = admin.recent_audit()
+        from authserver import digests
+        from authserver.services import admin_console
+        events = admin_console.recent_audit()
         dump = json.dumps([[e.event, e.user_id, e.client_id, e.detail] for e in events])
         hashed = digests.sha256_hex(token)
     assert {"user.invited", "user.invitation_accepted"} <= {e.event for e in events}

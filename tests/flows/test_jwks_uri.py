@@ -237,13 +237,13 @@ def test_jwks_uri_redirect_is_not_followed(app, base_url, jwks_server, caplog):
 
 
 def test_registration_refuses_plain_http_jwks_uri_off_loopback(app):
-    from authserver import admin
+    from authserver.services import admin_console
 
-    with app.app_context(), pytest.raises(admin.AdminError, match="https"):
-        admin.create_client(name="Plain", redirect_uris=[], scope="system/*.rs",
-                            auth_method="private_key_jwt",
-                            jwks_uri="http://keys.example.com/jwks.json",
-                            grant_types=["client_credentials"])
+    with app.app_context(), pytest.raises(admin_console.AdminError, match="https"):
+        admin_console.create_client(name="Plain", redirect_uris=[], scope="system/*.rs",
+                                    auth_method="private_key_jwt",
+                                    jwks_uri="http://keys.example.com/jwks.json",
+                                    grant_types=["client_credentials"])
 
 
 @pytest.mark.parametrize(("cache_control", "age", "expected"), [

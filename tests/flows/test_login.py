@@ -188,11 +188,11 @@ def test_login_patient_gets_their_own_record_as_context(app, alice, base_url):
 
 
 def test_login_username_is_case_insensitive_and_unique(app, alice, base_url):
-    from authserver import admin
+    from authserver.services import accounts, admin_console
 
     resp = _post_login(requests.Session(), base_url, "ALICE", PASSWORD)
     assert resp.status_code == 303
-    with app.app_context(), pytest.raises(admin.AdminError, match="already exists"):
-        admin.create_user("Alice", "patient", password=PASSWORD)
-    with app.app_context(), pytest.raises(admin.AdminError, match="username"):
-        admin.create_user("mallory\n", "patient", password=PASSWORD)
+    with app.app_context(), pytest.raises(admin_console.AdminError, match="already exists"):
+        accounts.create_user("Alice", "patient", password=PASSWORD)
+    with app.app_context(), pytest.raises(admin_console.AdminError, match="username"):
+        accounts.create_user("mallory\n", "patient", password=PASSWORD)

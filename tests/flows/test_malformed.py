@@ -291,11 +291,11 @@ def test_malformed_token_never_500_and_always_json(setup, base_url):
 def test_malformed_register_never_500_and_always_json(app, base_url):
     """POST /register (RFC 7591) with hostile bodies and credentials: never 500, always the
     RFC 6749 style JSON error, never cached."""
-    from authserver import admin
+    from authserver.services import admin_console
 
     app.config["REGISTRATION_RATE_LIMIT"] = "10000 per minute"  # reach the view
     with app.app_context():
-        token = admin.create_registration_token(uses=1000)["registration_token"]
+        token = admin_console.create_registration_token(uses=1000)["registration_token"]
     sweep = Sweep(base_url)
     auth = {"Authorization": f"Bearer {token}"}
     json_type = {**auth, "Content-Type": "application/json"}

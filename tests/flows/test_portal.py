@@ -114,9 +114,9 @@ def test_admin_disabling_an_app_ends_its_grants(app, base_url):
     flow = OAuthFlow(base_url, client)
     token = flow.run()
     with app.app_context():
-        from authserver import admin
+        from authserver.services import admin_console
 
-        admin.set_client_enabled(client["client_id"], False, by=0)
+        admin_console.set_client_enabled(client["client_id"], False, by=0)
     resp = flow.refresh(token["refresh_token"])
     assert resp.status_code in (400, 401)
     assert resp.json()["error"] in ("invalid_client", "invalid_grant")
@@ -153,9 +153,9 @@ def test_developer_page_refuses_the_introspect_permission(app, developer, base_u
         assert resp.status_code == 400, kind
         assert "introspect" in re.search(r'class="error"[^>]*>([^<]+)<', resp.text).group(1)
     with app.app_context():
-        from authserver import admin
+        from authserver.services import admin_console
 
-        assert admin.list_clients() == []
+        assert admin_console.list_clients() == []
 
 
 def test_developer_app_is_unverified_until_an_admin_approves(app, developer, base_url):

@@ -74,10 +74,10 @@ def backend_client(app, *, key: ClientKey | None = None, jwks_uri: str | None = 
                    scope: str = "system/*.rs system/Observation.read",
                    grant_types: list[str] | None = None, auth_method: str | None = None
                    ) -> dict:
-    from authserver import admin
+    from authserver.services import admin_console
 
     with app.app_context():
-        return admin.create_client(
+        return admin_console.create_client(
             name="Backend", redirect_uris=[], scope=scope,
             auth_method=auth_method or ("private_key_jwt" if key or jwks_uri else None),
             jwks=jwks_of(key) if key else None, jwks_uri=jwks_uri,
@@ -349,34 +349,36 @@ def test_private_key_jwt_audiences_per_endpoint(app):
 # ---- registration validates the keys ------------------------------------------------------
 
 def test_registration_refuses_private_jwk(app, key):
-    from authserver import admin
+    from authserver.services import admin_console
 
     numbers = key.private.private_numbers()
     private_jwk = {**key.jwk, "d": base64.urlsafe_b64encode(
         numbers.private_value.to_bytes(48, "big")).rstrip(b"=").decode()}
-    with app.app_context(), pytest.raises(admin.AdminError, match="public keys only"):
-        admin.create_client(name="Leaky", redirect_uris=[], scope="system/*.rs",
-                            auth_method="private_key_jwt", jwks={"keys": [private_jwk]},
-                            grant_types=["client_credentials"])
+    with app.app_context(), pytest.raises(admin_console.AdminError, match="public keys only"):
+        admin_console.create_client(name="Leaky", redirect_uris=[], scope="system/*.rs",
+                                    auth_method="private_key_jwt", jwks={"keys": [private_jwk]},
+                                    grant_types=["client_credentials"])
 
 
 @pytest.mark.parametrize("member", ["kid", "kty"])
 def test_registration_refuses_jwk_without_kid_or_kty(app, key, member):
-    from authserver import admin
+    from authserver.services import admin_console
 
     jwk = {k: v for k, v in key.jwk.items() if k != member}
-    with app.app_context(), pytest.raises(admin.AdminError, match="'kty'"):
-        admin.create_client(name="Bad", redirect_uris=[], scope="system/*.rs",
-                            auth_method="private_key_jwt", jwks={"keys": [jwk]},
-                            grant_types=["client_credentials"])
+    with app.app_context(), pytest.raises(admin_console.AdminError, match="'kty'"):
+        admin_console.create_client(name="Bad", redirect_uris=[], scope="system/*.rs",
+                                    auth_method="private_key_jwt", jwks={"keys": [jwk]},
+                                    grant_types=["client_credentials"])
 
 
 def test_registration_refuses_private_key_jwt_without_keys(app):
-    from authserver import admin
+    from authserver.services import admin_console
 
-    with app.app_context(), pytest.raises(admin.AdminError, match="needs 'jwks' or 'jwks_uri'"):
-        admin.create_client(name="Keyless", redirect_uris=[], scope="system/*.rs",
-                            auth_method="private_key_jwt", grant_types=["client_credentials"])
+    with app.app_context(), pytest.raises(admin_console.AdminError,
+                                          match="needs 'jwks' or 'jwks_uri'"):
+        admin_console.create_client(name="Keyless", redirect_uris=[], scope="system/*.rs",
+                                    auth_method="private_key_jwt",
+                                    grant_types=["client_credentials"])
 
 
 def test_jti_reusable_only_after_its_entry_expired(ctx):

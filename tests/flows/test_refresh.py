@@ -242,14 +242,14 @@ def test_refresh_public_client_id_when_sent_must_be_the_tokens(app, base_url, la
 
 
 def test_refresh_without_client_id_unknown_token_or_disabled_app(app, base_url, launched):
-    from authserver import admin
+    from authserver.services import admin_console
 
     flow, first = launched
     _assert_error(_bare_refresh(base_url, "not-a-token"), 400, "invalid_grant")
     _assert_error(requests.post(base_url + "/token", data={"grant_type": "refresh_token"}),
                   400, "invalid_request")
     with app.app_context():
-        admin.set_client_enabled(flow.client["client_id"], False, by=0)
+        admin_console.set_client_enabled(flow.client["client_id"], False, by=0)
     resp = _bare_refresh(base_url, first["refresh_token"])
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_client"
 

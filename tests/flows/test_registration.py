@@ -19,10 +19,10 @@ GOOD = {"client_name": "Dyn App", "redirect_uris": ["https://dyn.example/cb"],
 
 
 def registration_token(app, uses: int = 1, lifetime: int = 3600) -> str:
-    from authserver import admin
+    from authserver.services import admin_console
 
     with app.app_context():
-        return admin.create_registration_token(uses=uses, lifetime=lifetime)[
+        return admin_console.create_registration_token(uses=uses, lifetime=lifetime)[
             "registration_token"]
 
 
@@ -145,11 +145,11 @@ def test_register_with_an_expired_token_is_401(app, base_url):
 
 
 def test_register_with_a_revoked_token_is_401(app, base_url):
-    from authserver import admin
+    from authserver.services import admin_console
 
     with app.app_context():
-        made = admin.create_registration_token(uses=5)
-        admin.revoke_registration_token(made["id"])
+        made = admin_console.create_registration_token(uses=5)
+        admin_console.revoke_registration_token(made["id"])
     resp = register(base_url, headers=bearer(made["registration_token"]))
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_token"
 

@@ -81,10 +81,10 @@ def test_clinician_with_totp_signs_in_with_code(app, base_url):
 
 def test_patient_with_totp_gets_the_second_step(app, base_url, http):
     make_user(app)
-    from authserver import admin
+    from authserver.services import accounts
 
     with app.app_context():
-        secret = admin.enrol_totp("alice")["secret"]
+        secret = accounts.enrol_totp("alice")["secret"]
     resp = _password(base_url, http, "alice")
     assert resp.status_code == 303 and resp.headers["Location"].startswith("/login/totp")
     assert not _signed_in(base_url, http)

@@ -206,3 +206,29 @@ def test_the_cycle_check_sees_a_cycle(tmp_path, monkeypatch):
     assert graph["authserver.a"] == {"authserver.sub", "authserver.sub.b"}
     assert _cycle_through(graph, "authserver.a") == [
         "authserver.a", "authserver.sub.b", "authserver.a"]
+
+
+def _imports_package(path: Path, package: str) -> set[str]:
+    """The imports of ``path`` (functions included) naming ``package`` or a module in it,
+    ``from authserver import services`` counted."""
+    parent, _, leaf = package.rpartition(".")
+    names = {n for n in _imports(path, top_level_only=False)
+             if n == package or n.startswith(package + ".")}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == parent and node.level == 0:
+            names |= {f"{parent}.{a.name}" for a in node.names if a.name == leaf}
+    return names
+
+
+def test_oauth_never_imports_services():
+    """DESIGN.md: oauth/ sits below the application services and never calls up into them."""
+    for path in _files("oauth"):
+        bad = _imports_package(path, "authserver.services")
+        assert not bad, f"{path.relative_to(PKG)} imports {sorted(bad)}"
+
+
+def test_services_never_import_views():
+    """The application services serve views and the CLI; they know nothing of HTTP pages."""
+    for path in _files("services"):
+        bad = _imports_package(path, "authserver.views")
+        assert not bad, f"{path.relative_to(PKG)} imports {sorted(bad)}"

@@ -52,11 +52,12 @@ def test_transaction_commits_the_block_once_and_nested_blocks_join_it(ctx):
 
 
 def test_transaction_that_raises_keeps_nothing_of_the_block(app):
-    from authserver import admin, store
+    from authserver import store
+    from authserver.services import accounts
 
     with app.app_context(), pytest.raises(RuntimeError):
         with store.transaction():
-            admin.create_user("kept-not", "patient", password=None, fhir_user=None)
+            accounts.create_user("kept-not", "patient", password=None, fhir_user=None)
             raise RuntimeError("the operation failed half way")
     assert "kept-not" not in _usernames(app)
 

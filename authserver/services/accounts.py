@@ -1,6 +1,10 @@
-"""Invitations by e-mail: an administrator invites a person, who follows a single-use link
-to choose a username and password (clinicians and admins then enrol TOTP at their first
-sign-in, see :mod:`authserver.views.enrol`).
+"""Accounts: the users an operator creates (CLI, admin console) and TOTP enrolment, and
+invitations by e-mail. :func:`check_profile` is the one rule for the role and ``fhirUser`` a
+new account may have, whichever way it is made.
+
+An administrator invites a person, who follows a single-use link to choose a username and
+password (clinicians and admins then enrol TOTP at their first sign-in, see
+:mod:`authserver.views.enrol`).
 
 The link carries a 256-bit random token. RFC 6749 §10.10: "The probability of an attacker
 guessing generated tokens (and other credentials not intended for handling by end-users)
@@ -29,12 +33,16 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from authserver import admin, audit, clock, digests, identifiers, store
+from authserver import audit, clock, digests, identifiers, store
+from authserver.auth import passwords, totp
+from authserver.auth.secrets_box import seal
 from authserver.models import Invitation, User
-from authserver.models.users import ROLES
+from authserver.services.admin_console import AdminError
+from authserver.smart.roles import Role
 
-__all__ = ["InvitationError", "InvalidInvitation", "MailError", "invite", "find", "describe",
-           "accept", "redact_invite_links_in_logs", "MAIL_TIMEOUT"]
+__all__ = ["ProfileError", "check_profile", "create_user", "enrol_totp", "InvitationError",
+           "InvalidInvitation", "MailError", "invite", "find", "describe", "accept",
+           "redact_invite_links_in_logs", "pending", "MAIL_TIMEOUT"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +83,76 @@ class MailError(InvitationError):
     status = 503
 
 
-# ---- sending --------------------------------------------------------------------------
+class ProfileError(ValueError):
+    """A role or ``fhirUser`` a new account may not have (one line, no secret)."""
+
+
+# ---- users ----------------------------------------------------------------------------
+
+def check_profile(role: object, fhir_user: str | None) -> str | None:
+    """The role and ``fhirUser`` of a new account, whether the CLI, the admin console or an
+    invitation makes it: a :class:`~authserver.models.users.Role`, and a ``fhirUser`` (when
+    given) that is a person's ``Type/id`` reference, ``Patient/ID`` for a patient. Returns
+    the normalised ``fhirUser`` (an empty one as given); raises :class:`ProfileError`."""
+    if Role.parse(role) is None:
+        raise ProfileError(f"Unknown role {role!r}")
+    if not fhir_user:
+        return fhir_user
+    normal = identifiers.fhir_user(fhir_user)
+    if normal is None:
+        raise ProfileError(f"The FHIR user {fhir_user!r} must look like Patient/ID or "
+                           "Practitioner/ID")
+    if role == Role.PATIENT and not normal.startswith("Patient/"):
+        raise ProfileError("A patient's FHIR user must be Patient/ID")
+    return normal
+
+
+@store.transaction()
+def create_user(username: str, role: str, *, password: str | None = None,
+                fhir_user: str | None = None, name: str | None = None,
+                email: str | None = None) -> dict[str, Any]:
+    """A user the operator adds (or an accepted invitation); :class:`AdminError` on bad
+    input, worded for the CLI."""
+    raw_username = username
+    username = identifiers.username(username)
+    if username is None:
+        raise AdminError(f"username {raw_username!r}: use letters, digits and . _ @ + -")
+    try:
+        fhir_user = check_profile(role, fhir_user)
+    except ProfileError as exc:
+        raise AdminError(str(exc)) from None
+    if password is not None:
+        problem = passwords.check_password_policy(password)
+        if problem:
+            raise AdminError(f"password: {problem}")
+    key = identifiers.username_key(username)
+    if store.accounts.find_username(username) is not None:
+        raise AdminError(f"user {username!r} already exists")
+    user = User(username=username, username_key=key, role=role, fhir_user=fhir_user,
+                name=name, email=email,
+                password_hash=passwords.hash_password(password) if password else None,
+                created_at=clock.now())
+    store.accounts.add_user(user)
+    audit.record("user.created", user_id=None, username=username, role=role)
+    return {"id": user.id, "username": user.username, "role": user.role,
+            "fhirUser": user.fhir_user}
+
+
+@store.transaction()
+def enrol_totp(username: str) -> dict[str, Any]:
+    user = store.accounts.get_user_by_username(username)
+    if user is None:
+        raise AdminError(f"no user {username!r}")
+    secret = totp.new_secret()
+    user.totp_secret_enc = seal(secret, purpose=f"totp:{user.id}")
+    user.totp_last_step = None
+    audit.record("user.totp_enrolled", user_id=user.id)
+    return {"secret": secret,
+            "otpauth_uri": totp.provisioning_uri(secret, user.username,
+                                                 current_app.config["TOTP_ISSUER"])}
+
+
+# ---- sending invitations --------------------------------------------------------------
 
 def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | None = None,
            invited_by: int) -> dict[str, Any]:
@@ -90,33 +167,20 @@ def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | N
         raise MailError("E-mail is not configured (set AUTHSERVER_SMTP_HOST), so invitations "
                         "cannot be sent. Add the user directly instead.")
     email = _check_email(email)
-    if role not in ROLES:
-        raise InvitationError(f"Unknown role {role!r}")
-    fhir_user = (fhir_user or "").strip() or None
-    if fhir_user and identifiers.fhir_user(fhir_user) is None:
-        raise InvitationError("The FHIR user must look like Patient/ID or Practitioner/ID")
-    if role == "patient" and fhir_user and not fhir_user.startswith("Patient/"):
-        raise InvitationError("A patient's FHIR user must be Patient/ID")
-    name = " ".join(str(name or "").split()) or None
-    if name and len(name) > _MAX_NAME:
-        raise InvitationError(f"The name is longer than {_MAX_NAME} characters")
+    try:
+        fhir_user = check_profile(role, (fhir_user or "").strip() or None)
+    except ProfileError as exc:
+        raise InvitationError(str(exc)) from None
+    name = _check_name(name)
     inviter = store.accounts.get_user(invited_by)
     if inviter is None:
         raise InvitationError("Only a known user can invite")
-
     token = digests.new_secret(TOKEN_BYTES)
     t = clock.now()
     row = Invitation(token_hash=digests.sha256_hex(token), email=email, role=role,
                      fhir_user=fhir_user, name=name, invited_by=inviter.id, created_at=t,
                      expires_at=t + conf["INVITATION_LIFETIME"])
-    with store.transaction():  # committed: no transaction is held open while mail is sent
-        store.accounts.add_invitation(row)
-    try:
-        _send(_message(row, token, inviter))
-    except MailError:
-        with store.transaction():
-            store.accounts.delete_invitation(row)
-        raise
+    _store_and_send(row, token, inviter)
     with store.transaction():
         audit.record("user.invited", user_id=inviter.id, invitation=row.id, email=email,
                      role=role)
@@ -124,11 +188,32 @@ def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | N
             "expires_at": row.expires_at}
 
 
+def _store_and_send(row: Invitation, token: str, inviter: User) -> None:
+    """Commit the invitation, then mail its link: no transaction is held open while mail
+    is sent. A message the mail server does not take withdraws the invitation."""
+    with store.transaction():
+        store.accounts.add_invitation(row)
+    try:
+        _send(_message(row, token, inviter))
+    except MailError:
+        with store.transaction():
+            store.accounts.delete_invitation(row)
+        raise
+
+
 def _check_email(email: Any) -> str:
     email = email.strip() if isinstance(email, str) else ""
     if not email or len(email) > _MAX_EMAIL or not _EMAIL.fullmatch(email):
         raise InvitationError("Enter a valid e-mail address")
     return email
+
+
+def _check_name(name: Any) -> str | None:
+    """The invitee's name, whitespace collapsed (None when blank)."""
+    name = " ".join(str(name or "").split()) or None
+    if name and len(name) > _MAX_NAME:
+        raise InvitationError(f"The name is longer than {_MAX_NAME} characters")
+    return name
 
 
 def _display(user: User) -> str:
@@ -146,7 +231,7 @@ def _message(row: Invitation, token: str, inviter: User) -> EmailMessage:
              "To accept, open this link and choose a username and password:", "",
              f"{conf['ISSUER']}/invite/{token}", "",
              f"The link works once and expires on {expires}."]
-    if row.role in ("clinician", "admin"):
+    if Role(row.role).requires_totp:
         lines += ["At your first sign-in you will set up two-step sign-in with an "
                   "authenticator app."]
     lines += ["", "If you did not expect this invitation, you can ignore this message."]
@@ -185,7 +270,7 @@ def _send(msg: EmailMessage) -> None:
                         f"try again.") from None
 
 
-# ---- accepting ------------------------------------------------------------------------
+# ---- accepting invitations ------------------------------------------------------------
 
 def find(token: str) -> Invitation | None:
     """The live invitation of ``token``, or None when it is malformed, unknown, expired or
@@ -222,10 +307,10 @@ def accept(token: str, username: str, password: str) -> User:
         if not store.accounts.spend_invitation(row.id, clock.now()):
             raise InvalidInvitation()
         try:
-            created = admin.create_user(username if isinstance(username, str) else "", role,
-                                        password=password if isinstance(password, str) else "",
-                                        fhir_user=fhir_user, name=name, email=email)
-        except admin.AdminError as exc:
+            created = create_user(username if isinstance(username, str) else "", role,
+                                  password=password if isinstance(password, str) else "",
+                                  fhir_user=fhir_user, name=name, email=email)
+        except AdminError as exc:
             raise InvitationError(_friendly(str(exc))) from None
         except IntegrityError:  # the same username taken by a racing request
             raise InvitationError(f"The username {username!r} is taken") from None
@@ -238,7 +323,7 @@ def accept(token: str, username: str, password: str) -> User:
 
 
 def _friendly(message: str) -> str:
-    """admin.create_user speaks to the CLI; say the same to a person."""
+    """:func:`create_user` speaks to the CLI; say the same to a person."""
     if message.startswith("username "):
         return "Choose a username of letters, digits and . _ @ + - (at most 150)"
     if message.startswith("password: "):

@@ -1,6 +1,7 @@
-"""Who may see what: each person's scope ceiling (:mod:`authserver.smart.ceiling`) from their
-role's default and an administrator's policies, and the verbs that set those policies
-(``authserver policy set|unset|show`` and the admin console).
+"""Who may see what: the verbs that set an administrator's scope policies (``authserver
+policy set|unset|show`` and the admin console). Each person's ceiling
+(:mod:`authserver.smart.ceiling`) is their role's default narrowed by these policies;
+:func:`authserver.oauth.ceilings.ceiling_for` reads it at authorization and at every refresh.
 
 A policy is stored per subject: ``role:<role>`` or ``user:<id>``; a user's policy replaces
 their role's. Not-found: no policy means the role's default ceiling. Changes take effect at
@@ -14,11 +15,11 @@ from typing import Any
 
 from authserver import audit, clock, identifiers, store
 from authserver.models import User
-from authserver.models.users import ROLES
 from authserver.smart.ceiling import Ceiling, PolicyError, check_policy, effective_ceiling
 from authserver.smart.grammar import format_scopes
+from authserver.smart.roles import Role
 
-__all__ = ["PolicyError", "ceiling_for", "set_policy", "unset_policy", "show_policy"]
+__all__ = ["PolicyError", "set_policy", "unset_policy", "show_policy"]
 
 
 def _subject(role: str | None, username: str | None) -> tuple[str, str | None]:
@@ -26,8 +27,8 @@ def _subject(role: str | None, username: str | None) -> tuple[str, str | None]:
     if (role is None) == (username is None):
         raise PolicyError("name exactly one of --role or --user")
     if role is not None:
-        if role not in ROLES:
-            raise PolicyError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+        if Role.parse(role) is None:
+            raise PolicyError(f"unknown role {role!r} (one of {', '.join(Role)})")
         return f"role:{role}", role
     user = _user(username)
     return f"user:{user.id}", user.role
@@ -41,13 +42,6 @@ def _user(username: str | None) -> User:
     if user is None:
         raise PolicyError(f"no user {username!r}")
     return user
-
-
-def ceiling_for(user: User) -> Ceiling:
-    """``user``'s ceiling now: their role's default narrowed by the applicable policy."""
-    rows = store.policies.scopes_of((f"role:{user.role}", f"user:{user.id}"))
-    return effective_ceiling(user.role, user.fhir_user, rows.get(f"role:{user.role}"),
-                             rows.get(f"user:{user.id}"))
 
 
 @store.transaction()
@@ -77,10 +71,10 @@ def show_policy() -> dict[str, Any]:
     users = store.accounts.usernames_of(
         [int(r.subject[5:]) for r in rows if r.subject.startswith("user:")])
     out: dict[str, Any] = {"roles": {}, "users": {}}
-    for role in ROLES:
-        default = effective_ceiling(role, "Practitioner/x" if role == "clinician" else None,
-                                    None, None)
-        out["roles"][role] = {"default": _describe(default), "policy": None}
+    for role in Role:
+        default = effective_ceiling(role.value, "Practitioner/x" if role == Role.CLINICIAN
+                                    else None, None, None)
+        out["roles"][role.value] = {"default": _describe(default), "policy": None}
     for r in rows:
         kind, _, key = r.subject.partition(":")
         if kind == "role" and key in out["roles"]:
