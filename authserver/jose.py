@@ -327,7 +327,9 @@ def _segments(token: str | bytes) -> list[str]:
             token = token.decode("ascii")
         except UnicodeDecodeError:
             raise TokenError("malformed token") from None
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+    # RFC 7515 §7.1: a compact JWS is base64url segments and dots: ASCII only (a non-ASCII
+    # segment would otherwise fail later, outside TokenError, as a 500).
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
         raise TokenError("malformed token")
     parts = token.split(".")
     if len(parts) != 3:

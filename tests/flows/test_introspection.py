@@ -138,6 +138,23 @@ def test_introspect_tampered_token_is_inactive(launched, base_url):
     assert introspect(base_url, f"{header}.{forged}.{sig}", auth=launched["rs"]).json() == INACTIVE
 
 
+def test_non_ascii_in_a_well_formed_token_is_inactive_not_500(launched, base_url):
+    """Our header (a known kid) and signature with a non-ASCII payload segment: the JWS is
+    malformed, so the token is inactive at /introspect, refused at /userinfo, and /revoke
+    answers 200 (RFC 7009 §2.2), never a 500."""
+    header, payload, sig = launched["token"]["access_token"].split(".")
+    for odd in (f"{header}.{payload}\u00e9.{sig}", f"{header}.\u2603.{sig}",
+                f"{header}.{payload}.{sig}\u00e9"):
+        assert introspect(base_url, odd, auth=launched["rs"]).json() == INACTIVE, odd
+        resp = requests.get(base_url + "/userinfo", headers={
+            "Authorization": ("Bearer " + odd).encode()}, timeout=10)  # UTF-8 bytes
+        assert resp.status_code == 401 and resp.json()["error"] == "invalid_token", odd
+        cid = launched["client"]["client_id"]
+        resp = requests.post(base_url + "/revoke", data={"token": odd, "client_id": cid},
+                             timeout=10)
+        assert resp.status_code == 200, odd
+
+
 def test_introspect_id_token_is_inactive(launched, base_url):
     # RFC 9068 §4: typ must be at+jwt: an id_token signed by the same key is not an access token.
     assert introspect(base_url, launched["token"]["id_token"],

@@ -478,6 +478,8 @@ def test_verify_compact_malformed(
         f"{b64(json.dumps({'alg': 'ES256', 'kid': kid, 'crit': ['exp']}).encode())}"
         f".{payload}.{sig}",
         "a" * (jose.MAX_TOKEN_LENGTH + 1),
+        f"{head}.{payload}\u00e9.{sig}",  # non-ASCII: not a compact JWS (was a 500)
+        f"{head}.{payload}.{sig}\u2603",
         None,
     ]
     for case in cases:
