@@ -16,7 +16,6 @@ written to the database (see :func:`authserver.oauth.tokens.issue_client_credent
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
@@ -30,7 +29,7 @@ from authserver.oauth.grants import authenticate_for_grant
 from authserver.oauth.launch import normalize_aud
 from authserver.oauth.tokens import issue_client_credentials_token
 from authserver.smart.configuration import Features
-from authserver.smart.grammar import Scope, ScopeError, format_scopes, narrow, parse_scopes
+from authserver.smart.grammar import Scope, ScopeError, format_scopes, narrow, scope_set
 
 __all__ = ["ClientCredentialsGrant", "system_scope"]
 
@@ -39,13 +38,6 @@ def _safe_description(text: str) -> str:
     # RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
     text = text.replace('"', "'")
     return "".join(c for c in text if " " <= c <= "~" and c != "\\")[:300]
-
-
-@lru_cache(maxsize=256)
-def _parsed(text: str) -> tuple[Scope, ...]:
-    # Pure and immutable (frozen dataclasses): the same few scope strings come on every
-    # request of a backend service, so parse each once per process.
-    return tuple(parse_scopes(text))
 
 
 #: The permission to introspect any token (authserver.oauth.endpoints): granted only in
@@ -65,9 +57,9 @@ def system_scope(requested: str | None, registered: str, *, can_introspect: bool
         # invalid scope"; SMART Backend Services: scope is REQUIRED.
         raise InvalidScopeError("Missing 'scope': request the system/ scopes you need")
     try:
-        asked = [s for s in _parsed(requested)
+        asked = [s for s in scope_set(requested)
                  if s.resource is not None and s.resource.context == "system"]
-        kept = narrow(asked, list(_parsed(registered)))
+        kept = narrow(asked, list(scope_set(registered)))
         if can_introspect and INTROSPECT_SCOPE in requested.split(" "):
             kept.append(Scope(INTROSPECT_SCOPE, "other"))
     except ScopeError as exc:

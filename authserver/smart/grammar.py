@@ -30,6 +30,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = [
     "CONDITION_CATEGORY_SYSTEM",
@@ -52,6 +53,7 @@ __all__ = [
     "parse_scope",
     "parse_scopes",
     "quote_token",
+    "scope_set",
 ]
 
 # ---------------------------------------------------------------------------
@@ -274,7 +276,17 @@ def parse_scope(s: str) -> Scope:
 
 
 def parse_scopes(text: str) -> list[Scope]:
-    """Parse a space-separated ``scope`` value (RFC 6749 §3.3).
+    """Parse a space-separated ``scope`` value (RFC 6749 §3.3): a new list over
+    :func:`scope_set`'s immutable value."""
+    return list(scope_set(text))
+
+
+@lru_cache(maxsize=1024)
+def scope_set(text: str) -> tuple[Scope, ...]:
+    """The scopes of a ``scope`` value, parsed once per process and shared: the value is
+    immutable (frozen dataclasses, tuples), and the same few strings (an app's registration,
+    a grant's scope, a request's) come back at every step of every authorization and token
+    request. A malformed value raises :class:`ScopeError` every time (errors are not cached).
 
     Runs of spaces and leading/trailing spaces are tolerated; exact duplicates are dropped
     (first kept). Only SP separates tokens: any other whitespace is an invalid character.
@@ -292,7 +304,7 @@ def parse_scopes(text: str) -> list[Scope]:
             continue
         seen.add(token)
         scopes.append(parse_scope(token))
-    return scopes
+    return tuple(scopes)
 
 
 def format_scopes(scopes: Iterable[Scope]) -> str:
