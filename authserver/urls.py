@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-__all__ = ["is_loopback_host", "origin_of"]
+__all__ = ["is_loopback_host", "normalize_aud", "origin_of"]
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -48,3 +48,9 @@ def origin_of(uri: str) -> str | None:
     default_port = 443 if scheme == "https" else 80
     return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default_port
                                    else "")
+
+
+def normalize_aud(aud: str) -> str:
+    """A FHIR base URL as compared with ``AUTHSERVER_FHIR_BASE_URL``: no surrounding
+    blanks, no trailing slash."""
+    return aud.strip().rstrip("/")

@@ -26,18 +26,13 @@ from authlib.oauth2.rfc6749.errors import (
 from flask import current_app
 
 from authserver.oauth.grants import authenticate_for_grant
-from authserver.oauth.launch import normalize_aud
 from authserver.oauth.tokens import issue_client_credentials_token
+from authserver.oauth.wire import safe_description
 from authserver.smart.configuration import Features
 from authserver.smart.grammar import Scope, ScopeError, format_scopes, narrow, scope_set
+from authserver.urls import normalize_aud
 
 __all__ = ["ClientCredentialsGrant", "system_scope"]
-
-
-def _safe_description(text: str) -> str:
-    # RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
-    text = text.replace('"', "'")
-    return "".join(c for c in text if " " <= c <= "~" and c != "\\")[:300]
 
 
 #: The permission to introspect any token (authserver.oauth.endpoints): granted only in
@@ -63,7 +58,7 @@ def system_scope(requested: str | None, registered: str, *, can_introspect: bool
         if can_introspect and INTROSPECT_SCOPE in requested.split(" "):
             kept.append(Scope(INTROSPECT_SCOPE, "other"))
     except ScopeError as exc:
-        raise InvalidScopeError(_safe_description(str(exc))) from None
+        raise InvalidScopeError(safe_description(str(exc))) from None
     if not kept:
         raise InvalidScopeError(
             "None of the requested scopes is a 'system/' scope registered for this client")

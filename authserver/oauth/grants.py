@@ -25,8 +25,8 @@ from flask import current_app, g
 from authserver import clock, store
 from authserver.models import AuthorizationCode, User
 from authserver.oauth.ceilings import ceiling_for
-from authserver.oauth.launch import quote_param
 from authserver.oauth.tokens import issue_tokens
+from authserver.oauth.wire import quote_param
 from authserver.smart.ceiling import apply_ceiling
 from authserver.smart.configuration import Features
 from authserver.smart.grammar import ScopeError, format_scopes, is_subset, parse_scopes
@@ -76,7 +76,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         Authlib checks this before the client is known, so every repeat became an error
         page. Only a repeated ``client_id`` or ``redirect_uri`` must stay a page (the
         redirect target is not trusted, RFC 6749 §4.1.2.1); any other repeat is refused by
-        :class:`~authserver.oauth.launch.SmartLaunch` once the redirect URI is validated,
+        :class:`~authserver.oauth.smart_launch.SmartLaunch` once the redirect URI is validated,
         and so goes back to the app as ``invalid_request``.
         """
         for param in ("client_id", "redirect_uri"):

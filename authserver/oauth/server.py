@@ -22,13 +22,13 @@ from authserver.oauth.backend import ClientCredentialsGrant
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authserver.oauth.http_basic import basic_credentials
-from authserver.oauth.launch import SmartLaunch
 from authserver.oauth.oidc import OpenIDConnect
 from authserver.oauth.pkce import S256CodeChallenge
 from authserver.oauth.rfc7009 import SmartRevocationEndpoint
 from authserver.oauth.rfc7523 import PrivateKeyJWT
 from authserver.oauth.rfc7662 import SmartIntrospectionEndpoint
 from authserver.oauth.rfc9068 import PublicKeys
+from authserver.oauth.smart_launch import SmartLaunch
 from authserver.smart.configuration import Features
 
 __all__ = ["SmartAuthorizationServer", "current", "init_app"]

@@ -20,7 +20,7 @@ from flask import current_app
 from authserver import digests, store
 from authserver.models import PendingAuthorization, UserSession
 from authserver.oauth import server as oauth_server
-from authserver.oauth.launch import quote_param
+from authserver.oauth.wire import quote_param
 from authserver.services.authorize_steps import ErrorPage, Redirect, Step
 
 __all__ = ["KNOWN_PARAMS", "MultiPayload", "Parked", "error_step", "parked_request",

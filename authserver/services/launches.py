@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 
 from authserver import audit, clock, identifiers, store
-from authserver.oauth.launch import smart_style_url as default_style_url
+from authserver.oauth.smart_style import smart_style_url as default_style_url
 from authserver.services.admin_console import AdminError
 from authserver.smart.launch import LaunchError, validate_fhir_context
 

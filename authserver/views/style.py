@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from authserver.oauth.launch import STYLE_PATH, smart_style
+from authserver.oauth.smart_style import STYLE_PATH, smart_style
 
 bp = Blueprint("style", __name__)
 

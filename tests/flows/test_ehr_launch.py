@@ -402,7 +402,7 @@ def test_smart_style_document_served_to_any_origin(base_url, app):
 
 
 def test_smart_style_url_changes_with_the_style(app):
-    from authserver.oauth.launch import smart_style_url
+    from authserver.oauth.smart_style import smart_style_url
 
     with app.test_request_context():
         before = smart_style_url()

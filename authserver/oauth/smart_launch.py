@@ -9,8 +9,6 @@ https://hl7.org/fhir/smart-app-launch/app-launch.html#obtain-authorization-code
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,59 +17,19 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from flask import current_app
 
 from authserver import store
+from authserver.oauth.wire import quote_param, safe_description
 from authserver.smart.configuration import Features
 from authserver.smart.grammar import Scope, ScopeError, parse_scopes
+from authserver.urls import normalize_aud
 
 #: A named /authorize check: reads the request, records what it established, or raises.
 Check = Callable[[Any, "SmartAuthorizeRequest"], None]
 
-__all__ = ["Check", "SmartAuthorizeRequest", "SmartLaunch", "normalize_aud", "quote_param",
-           "check_prompt", "implements", "PROMPT_VALUES", "MAX_PARAM_LENGTH",
-           "smart_style", "smart_style_url", "STYLE_PATH"]
-
-#: Where the SMART style document is served (``smart_style_url``).
-STYLE_PATH = "/smart-style.json"
+__all__ = ["Check", "SmartAuthorizeRequest", "SmartLaunch", "check_prompt", "implements",
+           "PROMPT_VALUES", "MAX_PARAM_LENGTH"]
 
 #: Longest accepted value of any /authorize parameter.
 MAX_PARAM_LENGTH = 4096
-
-
-def normalize_aud(aud: str) -> str:
-    return aud.strip().rstrip("/")
-
-
-def quote_param(value: str, limit: int = 64) -> str:
-    """``value`` made safe for an ``error_description``: RFC 6749 §4.1.2.1 "Values for the
-    error_description parameter MUST NOT include characters outside the set %x20-21 /
-    %x23-5B / %x5D-7E" (Authlib raises on them, which would be a 500). Other characters
-    become ``?`` (so the result never equals a different valid value) and it is shortened."""
-    safe = "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?"
-                   for c in str(value)[:limit])
-    return safe + ("..." if len(str(value)) > limit else "")
-
-
-def smart_style() -> dict[str, str]:
-    """The SMART style document, from the ``STYLE_*`` settings.
-
-    https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html#styling
-    """
-    conf = current_app.config
-    return {
-        "color_background": conf["STYLE_COLOR_BACKGROUND"],
-        "color_highlight": conf["STYLE_COLOR_HIGHLIGHT"],
-        "color_text": conf["STYLE_COLOR_TEXT"],
-        "font_family_body": conf["STYLE_FONT_FAMILY"],
-        "font_family_heading": conf["STYLE_FONT_FAMILY"],
-    }
-
-
-def smart_style_url() -> str:
-    """Absolute URL of :func:`smart_style`, versioned by its content. SMART: "EHRs SHALL
-    return a new URL value in the smart_style_url launch context parameter if the contents
-    of this JSON is changed" — so the URL carries a digest of the document."""
-    body = json.dumps(smart_style(), sort_keys=True, separators=(",", ":")).encode()
-    version = hashlib.sha256(body).hexdigest()[:12]
-    return f"{current_app.config['ISSUER']}{STYLE_PATH}?v={version}"
 
 
 #: OpenID Connect Core §3.1.2.1 ``prompt`` values this server honours.
@@ -157,7 +115,7 @@ def check_scope(request: Any, found: SmartAuthorizeRequest) -> None:
     try:
         requested = parse_scopes(data.get("scope") or "")
     except ScopeError as exc:
-        raise InvalidScopeError(str(exc)) from None
+        raise InvalidScopeError(safe_description(str(exc))) from None
     allowed = set((request.client.get_allowed_scope(data.get("scope")) or "").split())
     found.scopes = [s for s in requested if s.raw in allowed]
     if not found.scopes:
