@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-__all__ = ["init_app", "wants_json", "error_page"]
+__all__ = ["init_app", "wants_json", "error_page", "no_store_json"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,18 @@ def wants_json() -> bool:
 def error_page(title: str, message: str, status: int = 400) -> tuple[str, int]:
     """An error shown to a person (never a redirect: RFC 6749 §4.1.2.1)."""
     return render_template("error.html", title=title, message=message), status
+
+
+def no_store_json(body: Any, status: int = 200,
+                  headers: Iterable[tuple[str, str]] | dict[str, str] = ()) -> Response:
+    """A JSON answer that carries a secret or an error: RFC 6749 §5.1 "Cache-Control:
+    no-store" and "Pragma: no-cache" (also RFC 7591 §3.2.1 and §5.2 errors)."""
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.headers.update(headers)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Pragma"] = "no-cache"
+    return resp
 
 
 def _security_headers(resp: Response) -> Response:
@@ -49,11 +63,7 @@ def _security_headers(resp: Response) -> Response:
 def _error(status: int, error: str, description: str, title: str, message: str):
     """RFC 6749 §5.2 JSON for API paths (never cached), else an error page."""
     if wants_json():
-        resp = jsonify(error=error, error_description=description)
-        resp.status_code = status
-        resp.headers["Cache-Control"] = "no-store"
-        resp.headers["Pragma"] = "no-cache"
-        return resp
+        return no_store_json({"error": error, "error_description": description}, status)
     return error_page(title, message, status)
 
 

@@ -17,18 +17,32 @@ from authserver import store
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.http_basic import basic_credentials
 
-__all__ = ["preflight", "allow_client_origin"]
+__all__ = ["preflight", "open_preflight", "allow_client_origin"]
 
 
-def preflight(origin: str | None, methods: str) -> Response:
+def _preflight_answer(allow_origin: str | None, methods: str) -> Response:
+    """204 to a CORS preflight; it allows ``methods`` from ``allow_origin`` when one is
+    given (the Fetch standard's CORS-preflight response headers)."""
     resp = make_response("", 204)
-    resp.headers["Vary"] = "Origin"
-    if origin and store.clients.origin_is_registered(origin):
-        resp.headers["Access-Control-Allow-Origin"] = origin
+    if allow_origin:
+        resp.headers["Access-Control-Allow-Origin"] = allow_origin
         resp.headers["Access-Control-Allow-Methods"] = methods
         resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         resp.headers["Access-Control-Max-Age"] = "600"
     return resp
+
+
+def preflight(origin: str | None, methods: str) -> Response:
+    """A preflight to an endpoint open to the apps' registered origins."""
+    allowed = origin if origin and store.clients.origin_is_registered(origin) else None
+    resp = _preflight_answer(allowed, methods)
+    resp.headers["Vary"] = "Origin"
+    return resp
+
+
+def open_preflight(methods: str) -> Response:
+    """A preflight to an endpoint open to any origin (bearer token, no cookies)."""
+    return _preflight_answer("*", methods)
 
 
 def allow_client_origin(resp: Response, origin: str | None, client_id: str | None,

@@ -29,11 +29,12 @@ import json
 from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from authserver.extensions import csrf
 from authserver.oauth import server as oauth_server
 from authserver.services import admin_console, launches
+from authserver.web import no_store_json
 
 bp = Blueprint("launch", __name__)
 
@@ -54,18 +55,8 @@ class LaunchRequestError(Exception):
         self.description = description
 
 
-def _json(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
-    resp = jsonify(body)
-    resp.status_code = status
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Pragma"] = "no-cache"
-    for key, value in (headers or {}).items():
-        resp.headers[key] = value
-    return resp
-
-
 def _error(status: int, error: str, description: str, **headers: str) -> Response:
-    return _json({"error": error, "error_description": description}, status, headers)
+    return no_store_json({"error": error, "error_description": description}, status, headers)
 
 
 def _form_body() -> dict[str, Any]:
@@ -144,4 +135,4 @@ def create_launch() -> Response:
             created_by=client.client_id)
     except (LaunchRequestError, admin_console.AdminError) as exc:
         return _error(400, "invalid_request", str(exc))
-    return _json(made, 201)
+    return no_store_json(made, 201)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from authserver.extensions import csrf, limiter
 from authserver.services import registration
+from authserver.web import no_store_json
 
 bp = Blueprint("register", __name__)
 
@@ -31,10 +32,5 @@ def _body() -> bytes | None:
 def register() -> Response:
     status, payload, headers = registration.register_dynamic(
         _body(), is_json=request.is_json, authorization=request.headers.get("Authorization"))
-    resp = jsonify(payload)
-    resp.status_code = status
-    resp.headers.update(headers)
     # RFC 7591 §3.2.1: the response carries a secret: never cache it.
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Pragma"] = "no-cache"
-    return resp
+    return no_store_json(payload, status, headers)

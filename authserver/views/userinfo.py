@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, make_response, request
 
 from authserver.extensions import csrf
+from authserver.oauth.cors import open_preflight
 from authserver.oauth.userinfo import userinfo_response
 
 bp = Blueprint("userinfo", __name__)
@@ -27,9 +28,4 @@ def userinfo() -> Response:
 
 @bp.route("/userinfo", methods=["OPTIONS"])
 def userinfo_preflight() -> Response:
-    resp = make_response("", 204)
-    resp.headers["Access-Control-Allow-Origin"] = "*"
-    resp.headers["Access-Control-Allow-Methods"] = "GET, POST"
-    resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-    resp.headers["Access-Control-Max-Age"] = "600"
-    return resp
+    return open_preflight("GET, POST")
