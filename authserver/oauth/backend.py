@@ -25,7 +25,6 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from flask import current_app
 
-from authserver.oauth.grants import authenticate_for_grant
 from authserver.oauth.tokens import issue_client_credentials_token
 from authserver.oauth.wire import safe_description
 from authserver.smart.configuration import Features
@@ -73,8 +72,11 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt", "client_secret_basic",
                                    "client_secret_post"]
 
-    def validate_token_request(self) -> None:
-        client = authenticate_for_grant(self)
+    def validate_requested_scope(self) -> None:
+        """Authlib's hook, run by its ``validate_token_request`` once the client is
+        authenticated and allowed the grant type: the granted ``system/`` scope and the
+        audience the token is for."""
+        client = self.request.client
         self.request.smart_scope = system_scope(
             self.request.payload.scope, client.row.scope,
             can_introspect=bool(getattr(client.row, "can_introspect", False)))

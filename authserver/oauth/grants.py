@@ -169,8 +169,7 @@ def authenticate_for_grant(grant: Any) -> Any:
     if not client.check_grant_type(grant.GRANT_TYPE):
         raise UnauthorizedClientError(
             f"The client is not authorized to use 'grant_type={grant.GRANT_TYPE}'")
-    grant.request.client = client
-    g.token_client_id = client.client_id  # for the CORS headers of the answer
+    grant.request.client = client  # (the server noted it for the answer's CORS headers)
     return client
 
 

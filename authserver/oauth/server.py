@@ -14,6 +14,7 @@ from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from flask import Flask, current_app
+from flask import g as flask_g
 from flask import request as flask_request
 
 from authserver import store
@@ -54,7 +55,10 @@ class SmartAuthorizationServer(AuthorizationServer):
         endpoint that authenticates clients comes through here: /token, /revoke,
         /introspect, /launch)."""
         self.check_one_auth_method(request)
-        return super().authenticate_client(request, methods, endpoint)
+        client = super().authenticate_client(request, methods, endpoint)
+        if endpoint == "token":
+            flask_g.token_client_id = client.client_id  # for the CORS headers of the answer
+        return client
 
     def check_one_auth_method(self, request: Any) -> tuple[str, str] | None:
         """RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in
