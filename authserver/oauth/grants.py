@@ -253,20 +253,25 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             raise InvalidGrantError("This grant no longer fits what the account may access")
         return format_scopes(kept)
 
-    def create_token_response(self):  # noqa: ANN201
-        row = self.request.refresh_token
-        state = self.request.refresh_state
+    # Authlib's own create_token_response runs the three hooks below in its order:
+    # authenticate_user, issue_token, save_token, then revoke_old_credential. The old token
+    # was already rotated in validate_token_request -- consumed BEFORE anything is issued,
+    # so two racing refreshes cannot both win (RFC 9700 §4.14.2) -- which is why
+    # validate_token_request is ours and revoke_old_credential has nothing left to do.
+
+    def authenticate_user(self, refresh_token: Any) -> User | None:
+        return self.request.refresh_state.user  # enabled: a disabled one was refused
+
+    def issue_token(self, user: User, refresh_token: Any) -> dict[str, Any]:
+        row, state, client = refresh_token, self.request.refresh_state, self.request.client
         grant = state.grant
-        client = self.request.client
         scope = " ".join(s.raw for s in parse_scopes(self.request.payload.scope or row.scope))
-        user = state.user  # enabled: validate_token_request refused a disabled one
-        if user is not None:
-            scope = self._within_ceiling(scope, user)
+        scope = self._within_ceiling(scope, user)
         refresh, refresh_exp, _ = _refresh_policy(client, row.scope, grant.session_id)
         if grant.session_id:
             refresh_exp = state.session_expires_at
         # RFC 6749 §6: "the refresh token scope MUST be identical to that of the refresh
-        # token included by the client in the request" — a narrowed `scope` narrows only
+        # token included by the client in the request" -- a narrowed `scope` narrows only
         # the access token.
         with store.transaction():
             token = issue_tokens(client=client.row, grant=grant, scope=scope, user=user,
@@ -274,4 +279,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                                  refresh_scope=row.scope)
             self.execute_hook("process_token", token, user=user, client=client.row,
                               grant_row=grant)
-        return 200, token, self.TOKEN_RESPONSE_HEADER
+        return token
+
+    def save_token(self, token: dict) -> None:
+        return None  # persisted by issue_tokens
+
+    def revoke_old_credential(self, refresh_token: Any) -> None:
+        return None  # rotated (consumed) before issuing, in validate_token_request
