@@ -3,7 +3,8 @@
 Specifications:
 
 * RFC 7515 (JSON Web Signature) - compact serialization, produced (:class:`Signer`) and
-  checked (:func:`verify_compact`) here directly with ``cryptography``.
+  checked (:func:`verify_compact`) here directly with ``cryptography``; the header read
+  unverified, to choose the key (:func:`unverified_header`).
   https://www.rfc-editor.org/rfc/rfc7515#section-7.1
 * RFC 7518 (JSON Web Algorithms) - RS256/RS384 (RSASSA-PKCS1-v1_5, section 3.3) and
   ES256/ES384 (ECDSA, section 3.4: the signature is the raw ``R || S`` pair, each a fixed
@@ -38,24 +39,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 __all__ = [
-    "SUPPORTED_ALGS",
-    "MAX_TOKEN_LENGTH",
-    "ALGS",
-    "CURVES_BY_CRV",
-    "PUBLIC_MEMBERS",
-    "AlgSpec",
-    "PrivateKey",
-    "PublicKey",
-    "SealedKey",
-    "TokenError",
-    "UnsupportedKeyError",
-    "b64url_encode",
-    "b64url_decode",
-    "int_to_b64",
-    "alg_spec",
-    "check_key_alg",
-    "Signer",
-    "verify_compact",
+    "SUPPORTED_ALGS", "MAX_TOKEN_LENGTH", "ALGS", "CURVES_BY_CRV",
+    "PUBLIC_MEMBERS", "AlgSpec", "PrivateKey", "PublicKey", "SealedKey", "TokenError",
+    "UnsupportedKeyError", "b64url_encode", "b64url_decode", "int_to_b64", "alg_spec",
+    "check_key_alg", "Signer", "unverified_header", "verify_compact",
 ]
 
 SUPPORTED_ALGS: tuple[str, ...] = ("RS256", "RS384", "ES256", "ES384")
@@ -374,6 +361,19 @@ def _check_signature(public_key: PublicKey, alg: str, signed: str, signature_b64
             )
     except InvalidSignature:
         raise TokenError("invalid token signature") from None
+
+
+def unverified_header(token: str) -> dict[str, Any] | None:
+    """The JOSE header of a compact JWS, read *before* anything is verified (to choose the key
+    by ``kid``); None unless the first segment is base64url of a JSON object. Lenient on
+    purpose (padding and stray characters are skipped, duplicate members allowed): it trusts
+    nothing, and :func:`verify_compact` then refuses whatever it let through."""
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        return None
+    return header if isinstance(header, dict) else None
 
 
 def verify_compact(

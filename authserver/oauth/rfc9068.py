@@ -9,9 +9,6 @@ at once by every worker and every instance sharing the database.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +16,7 @@ from typing import Any
 
 from flask import current_app
 
-from authserver import clock, jose, store
+from authserver import access_tokens, clock, jose, store
 from authserver.oauth import keystore
 
 __all__ = ["PUBLIC_KEYS_TTL", "AccessTokenInfo", "PublicKeys", "has_scope",
@@ -30,8 +27,9 @@ __all__ = ["PUBLIC_KEYS_TTL", "AccessTokenInfo", "PublicKeys", "has_scope",
 PUBLIC_KEYS_TTL = 30.0
 #: Longest token string examined; anything longer is not one of ours.
 MAX_TOKEN_LENGTH = 8192
-#: RFC 9068 §2.1: access tokens carry ``typ: at+jwt`` (``application/at+jwt`` also allowed).
-ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
+#: Our tokens' RFC 9068 §2.2 string claims with the longest each may be (what the store
+#: indexes): stricter than a resource server's :data:`access_tokens.REQUIRED_STRINGS`.
+OUR_STRING_CLAIMS = (("jti", 64), ("client_id", 255), ("sub", 255))
 
 
 class PublicKeys:
@@ -54,16 +52,6 @@ class AccessTokenInfo:
         return self.claims["scope"].split()
 
 
-def _header_kid(token: str) -> str | None:
-    segment = token.split(".", 1)[0]
-    try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
-        return None
-    kid = header.get("kid") if isinstance(header, dict) else None
-    return kid if isinstance(kid, str) and 0 < len(kid) <= 128 else None
-
-
 def _public_keys_for(kid: str) -> dict[str, Any]:
     """Our JWKS, cached per process; re-read when stale or when ``kid`` is not in it."""
     cache: PublicKeys = current_app.extensions["authserver.public_keys"]
@@ -78,30 +66,21 @@ def _public_keys_for(kid: str) -> dict[str, Any]:
     return jwks
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _claims_are_ours(header: dict[str, Any], claims: dict[str, Any]) -> bool:
-    typ = header.get("typ")
-    # RFC 9068 §4: resource servers "MUST verify that the typ header value is at+jwt or
-    # application/at+jwt and reject tokens carrying any other value" (an id_token is "JWT").
-    if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+    """RFC 9068 §4 (:func:`access_tokens.check_access_token_claims`) as we issue tokens:
+    our issuer, integer times, no leeway on ``exp``, no ``aud`` (ours name the FHIR server),
+    ``iat`` and ``nbf`` not compared with the clock; then what only our tokens carry."""
+    try:
+        access_tokens.check_access_token_claims(
+            header, claims, issuer=current_app.config["ISSUER"], now=clock.now(),
+            integer_times=True, check_not_before=False, strings=OUR_STRING_CLAIMS)
+    except access_tokens.AccessTokenRejected:
         return False
-    if claims.get("iss") != current_app.config["ISSUER"]:
-        return False
-    if not (_is_int(claims.get("exp")) and _is_int(claims.get("iat"))):
-        return False
-    if claims["exp"] <= clock.now():
-        return False
-    for name in ("jti", "client_id", "sub"):
-        value = claims.get(name)
-        if not isinstance(value, str) or not value or len(value) > 255:
-            return False
-    if len(claims["jti"]) > 64 or not isinstance(claims.get("scope"), str):
-        return False
+    # Not RFC 9068 §4, and not read by the resource kit: ``scope`` always present as a string
+    # (possibly empty), ``gid`` (the grant a token came from) absent or a short string.
     gid = claims.get("gid")
-    return gid is None or (isinstance(gid, str) and 0 < len(gid) <= 64)
+    return isinstance(claims.get("scope"), str) and (
+        gid is None or (isinstance(gid, str) and 0 < len(gid) <= 64))
 
 
 def verified_claims(token: Any) -> dict[str, Any] | None:
@@ -109,7 +88,8 @@ def verified_claims(token: Any) -> dict[str, Any] | None:
     No database lookup except (rarely) re-reading our public keys."""
     if not isinstance(token, str) or token.count(".") != 2 or len(token) > MAX_TOKEN_LENGTH:
         return None
-    kid = _header_kid(token)
+    header = jose.unverified_header(token)
+    kid = None if header is None else access_tokens.key_id(header)
     if kid is None:
         return None
     try:

@@ -1,8 +1,8 @@
 """The resource-server kit: validate SMART access tokens and check SMART scopes.
 
 A FHIR server imports this package (it depends on :mod:`authserver.smart`,
-:mod:`authserver.jose` and ``requests`` only; the Flask decorator in
-:mod:`authserver.resource.flask` imports Flask when used):
+:mod:`authserver.jose`, :mod:`authserver.access_tokens` and ``requests`` only; the Flask
+decorator in :mod:`authserver.resource.flask` imports Flask when used):
 
 - :class:`TokenValidator` — issuer -> discovery -> ``jwks_uri``; key set cached and fetched
   again on an unknown ``kid``; checks ``typ``, ``iss``, ``aud``, ``exp``, ``nbf`` (RFC 9068
