@@ -29,6 +29,7 @@ from flask import current_app
 from authserver.oauth.grants import authenticate_for_grant
 from authserver.oauth.launch import normalize_aud
 from authserver.oauth.tokens import issue_client_credentials_token
+from authserver.smart.client_types import AuthMethod, GrantType
 from authserver.smart.configuration import Features
 from authserver.smart.grammar import Scope, ScopeError, format_scopes, narrow, parse_scopes
 
@@ -79,12 +80,13 @@ def system_scope(requested: str | None, registered: str, *, can_introspect: bool
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    FEATURES = Features(grant_types={"client_credentials"},
+    FEATURES = Features(grant_types={GrantType.CLIENT_CREDENTIALS.value},
                         scopes={"system/*.rs", "system/*.read"})
     #: SMART Backend Services authenticate with private_key_jwt (listed first: it is the
     #: expected one); secret methods only reach clients registered with them.
-    TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt", "client_secret_basic",
-                                   "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = [AuthMethod.PRIVATE_KEY_JWT.value,
+                                   AuthMethod.CLIENT_SECRET_BASIC.value,
+                                   AuthMethod.CLIENT_SECRET_POST.value]
 
     def validate_token_request(self) -> None:
         client = authenticate_for_grant(self)

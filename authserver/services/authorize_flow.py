@@ -60,9 +60,6 @@ from authserver.smart.roles import Role
 __all__ = ["begin", "resume", "signed_out", "decide", "choose_patient", "picker_check",
            "KNOWN_PARAMS"]
 
-#: The role that may pick any patient and use EHR launches.
-CLINICIAN = Role.CLINICIAN
-
 @store.transaction()
 def begin(values: Any, sess: UserSession | None = None) -> Step:
     """A new /authorize request (GET query or POST form): validate and park it. ``sess`` is
@@ -96,10 +93,10 @@ def _launch_context(launch: Any, user: User) -> dict[str, Any]:
     bound), a clinician, or the patient whose record it opens."""
     if launch.user_id is not None and launch.user_id != user.id:
         raise InvalidRequestError("'launch' was made for another user")
-    if user.role == "patient":
+    if user.role == Role.PATIENT:
         if launch.patient != _own_patient(user):
             raise AccessDeniedError("This launch is for another patient's record")
-    elif user.role != CLINICIAN:
+    elif user.role != Role.CLINICIAN:
         raise AccessDeniedError("Only clinicians can use an EHR launch")
     ctx = {"patient": launch.patient, "encounter": launch.encounter,
            "fhirContext": launch.fhir_context, "intent": launch.intent,
@@ -118,12 +115,12 @@ def _context(parked: Parked, user: User, scopes: list[Scope]) -> dict[str, Any] 
         return _launch_context(parked.launch, user)
     if not _needs_patient(scopes):
         return {}
-    if user.role == "patient":
+    if user.role == Role.PATIENT:
         own = _own_patient(user)
         if own is None:
             raise AccessDeniedError("There is no patient record for this account")
         return {"patient": own}
-    if user.role != CLINICIAN:
+    if user.role != Role.CLINICIAN:
         raise AccessDeniedError("Only clinicians can choose a patient")
     if parked.pending.patient:
         return {"patient": parked.pending.patient}
@@ -191,7 +188,7 @@ def picker_check(rid: str, user: User) -> ErrorPage | None:
     pending = store.interaction.get_pending(rid)
     if pending is None or pending.user_id != user.id:
         return EXPIRED
-    if user.role != CLINICIAN:
+    if user.role != Role.CLINICIAN:
         return ErrorPage("Only clinicians can choose a patient",
                          "Go back to the app and start again.", 403)
     return None
@@ -289,7 +286,7 @@ def _consent_page(parked: Parked, items: list[ConsentItem], consent: Any) -> Ste
 def _pre_approved(parked: Parked, user: User) -> bool:
     """An administrator pre-approved this app for clinicians' EHR launches: no consent page
     (never for patients: ONC (g)(10) — the patient chooses every time)."""
-    return (user.role == CLINICIAN and parked.launch is not None
+    return (user.role == Role.CLINICIAN and parked.launch is not None
             and bool(getattr(parked.grant.client.row, "pre_approved", False)))
 
 
