@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import (
@@ -23,7 +23,6 @@ from authlib.oauth2.rfc6749.errors import (
 from flask import current_app, g
 
 from authserver import clock, store
-from authserver.models import AuthorizationCode, User
 from authserver.oauth.ceilings import ceiling_for
 from authserver.oauth.launch import quote_param
 from authserver.oauth.tokens import issue_tokens
@@ -31,6 +30,9 @@ from authserver.smart.ceiling import apply_ceiling
 from authserver.smart.client_types import AuthMethod, GrantType
 from authserver.smart.configuration import Features
 from authserver.smart.grammar import ScopeError, format_scopes, is_subset, parse_scopes
+
+if TYPE_CHECKING:
+    from authserver.models import AuthorizationCode, User
 
 __all__ = ["Authorization", "AuthorizationCodeGrant", "RefreshTokenGrant"]
 

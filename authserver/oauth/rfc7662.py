@@ -21,14 +21,13 @@ authorization"):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import current_app
 
 from authserver import store
-from authserver.models import RefreshToken
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.grants import CLIENT_AUTH_METHODS
 from authserver.oauth.rfc6750 import BearerChallenge, read_bearer
@@ -37,6 +36,9 @@ from authserver.oauth.rfc9068 import AccessTokenInfo, read_access_token
 from authserver.smart.client_types import AuthMethod
 from authserver.smart.configuration import Features
 from authserver.smart.launch import token_context
+
+if TYPE_CHECKING:
+    from authserver.models import RefreshToken
 
 __all__ = ["INTROSPECT_SCOPE", "Caller", "SmartIntrospectionEndpoint", "require_token",
            "token_endpoint_methods"]

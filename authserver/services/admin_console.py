@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
 from authserver import audit, identifiers, store
-from authserver.models import User
 from authserver.oauth import keystore
 from authserver.oauth.rfc7591 import RegistrationError
 from authserver.services.registration import (
@@ -30,6 +29,9 @@ from authserver.services.registration import (
     self_service_problem,
 )
 from authserver.smart.client_types import AuthMethod, GrantType
+
+if TYPE_CHECKING:
+    from authserver.models import User
 
 __all__ = ["AdminError", "init_instance", "check_database", "create_client",
            "create_resource_server", "add_patient", "export_well_known", "list_clients",

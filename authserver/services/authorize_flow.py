@@ -11,7 +11,7 @@ Each public function is one unit of work and answers a typed
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
@@ -24,7 +24,6 @@ from authlib.oidc.core.errors import (
 from flask import current_app
 
 from authserver import audit, clock, store
-from authserver.models import PendingAuthorization, User, UserSession
 from authserver.oauth import server as oauth_server
 from authserver.oauth.ceilings import ceiling_for
 from authserver.oauth.grants import Authorization
@@ -56,6 +55,9 @@ from authserver.smart.consent import (
 )
 from authserver.smart.grammar import Scope, format_scopes
 from authserver.smart.roles import Role
+
+if TYPE_CHECKING:
+    from authserver.models import PendingAuthorization, User, UserSession
 
 __all__ = ["begin", "resume", "signed_out", "decide", "choose_patient", "picker_check",
            "KNOWN_PARAMS"]
