@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import current_app, g, session
@@ -15,7 +16,9 @@ from flask import current_app, g, session
 from authserver import audit, clock, ratelimit, store
 from authserver.auth import passwords, totp
 from authserver.auth.secrets_box import unseal
-from authserver.models import User, UserSession
+
+if TYPE_CHECKING:
+    from authserver.models import User, UserSession
 
 __all__ = [
     "current_user", "current_session", "check_password", "SignInLocked",

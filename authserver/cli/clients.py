@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from authserver.cli._shared import CliError, emit, with_app
+from authserver.smart.client_types import AuthMethod, GrantType
 
 __all__ = ["client", "resource_server", "registration_token"]
 
@@ -26,12 +27,11 @@ def client() -> None:
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--scope", default="")
 @click.option("--auth-method", default=None,
-              type=click.Choice(["none", "client_secret_basic", "client_secret_post",
-                                 "private_key_jwt"]))
+              type=click.Choice([m.value for m in AuthMethod]))
 @click.option("--jwks-file", type=click.Path(dir_okay=False), default=None)
 @click.option("--jwks-uri", default=None)
 @click.option("--grant-type", "grant_types", multiple=True,
-              type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]))
+              type=click.Choice([g.value for g in GrantType]))
 @click.option("--launch-uri", "launch_uris", multiple=True)
 @click.option("--can-launch", is_flag=True, help="May create EHR launch contexts (POST /launch).")
 @click.option("--can-introspect", is_flag=True,

@@ -30,6 +30,8 @@ from authserver.services.registration import (
     client_response,
     register_client,
 )
+from authserver.smart.client_types import AuthMethod, GrantType
+from authserver.smart.roles import Role
 
 __all__ = ["seed", "ehr_launch_link", "DEMO_PASSWORD", "DEMO_PATIENTS", "DEMO_APP_SCOPE",
            "PATIENT_USERNAME", "CLINICIAN_USERNAME"]
@@ -67,10 +69,10 @@ def _clinician_totp() -> dict[str, str]:
 @store.transaction()
 def _demo_app(demo_app_url: str) -> dict[str, Any]:
     """Register the demo app, or bring an earlier registration up to date (same id)."""
-    meta = {"client_name": DEMO_APP_NAME, "token_endpoint_auth_method": "none",
+    meta = {"client_name": DEMO_APP_NAME, "token_endpoint_auth_method": AuthMethod.NONE.value,
             "redirect_uris": [demo_app_url + CALLBACK_PATH],
             "launch_uris": [demo_app_url + LAUNCH_PATH],
-            "grant_types": ["authorization_code", "refresh_token"],
+            "grant_types": [GrantType.AUTHORIZATION_CODE.value, GrantType.REFRESH_TOKEN.value],
             "scope": DEMO_APP_SCOPE, "logo_uri": demo_app_url + "/logo.svg",
             "client_uri": demo_app_url + "/",
             "contacts": ["the authserver demo (authserver demo)"]}
@@ -91,8 +93,8 @@ def seed(demo_app_url: str) -> dict[str, Any]:
     """Create (or find) the demo data; returns what to print. Idempotent."""
     for pid, (name, born) in DEMO_PATIENTS.items():
         admin_console.add_patient(pid, name, born)
-    _user(PATIENT_USERNAME, "patient", "Patient/p1", "Alice Example")
-    _user(CLINICIAN_USERNAME, "clinician", "Practitioner/pr1", "Dr Jordan Smith")
+    _user(PATIENT_USERNAME, Role.PATIENT.value, "Patient/p1", "Alice Example")
+    _user(CLINICIAN_USERNAME, Role.CLINICIAN.value, "Practitioner/pr1", "Dr Jordan Smith")
     return {"password": DEMO_PASSWORD, "patient": PATIENT_USERNAME,
             "clinician": CLINICIAN_USERNAME, "totp": _clinician_totp(),
             "client": _demo_app(demo_app_url.rstrip("/"))}

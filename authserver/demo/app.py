@@ -32,6 +32,7 @@ from flask import Flask, Response, render_template, request, session
 
 from authserver.jose import TokenError, verify_compact
 from authserver.paths import data_dir
+from authserver.smart.client_types import GrantType
 
 __all__ = ["create_demo_app", "STANDALONE_SCOPE", "EHR_SCOPE", "DEMO_APP_NAME",
            "CALLBACK_PATH", "LAUNCH_PATH"]
@@ -241,7 +242,7 @@ def create_demo_app(*, issuer: str, fhir_base: str, client_id: str, base_url: st
                          error_description=args.get("error_description", ""))
         try:
             resp = requests.post(discovery.document()["token_endpoint"], timeout=HTTP_TIMEOUT,
-                                 data={"grant_type": "authorization_code",
+                                 data={"grant_type": GrantType.AUTHORIZATION_CODE.value,
                                        "code": args.get("code", ""),
                                        "redirect_uri": redirect_uri,
                                        "code_verifier": launch["verifier"],

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from authserver.extensions import db
+from authserver.smart.client_types import AuthMethod, GrantType
 
 
 class Client(db.Model):
@@ -44,7 +45,7 @@ class Client(db.Model):
 
     @property
     def grant_types(self) -> list[str]:
-        return list(self.client_metadata.get("grant_types") or ["authorization_code"])
+        return list(self.client_metadata.get("grant_types") or [GrantType.AUTHORIZATION_CODE.value])
 
     @property
     def scope(self) -> str:
@@ -52,7 +53,7 @@ class Client(db.Model):
 
     @property
     def is_public(self) -> bool:
-        return self.token_endpoint_auth_method == "none"
+        return self.token_endpoint_auth_method == AuthMethod.NONE
 
     def __repr__(self) -> str:
         return f"<Client {self.client_id} {self.client_name!r}>"

@@ -27,6 +27,7 @@ from flask import current_app
 
 from authserver.oauth.tokens import issue_client_credentials_token
 from authserver.oauth.wire import safe_description
+from authserver.smart.client_types import AuthMethod, GrantType
 from authserver.smart.configuration import Features
 from authserver.smart.grammar import Scope, ScopeError, format_scopes, narrow, scope_set
 from authserver.urls import normalize_aud
@@ -65,12 +66,13 @@ def system_scope(requested: str | None, registered: str, *, can_introspect: bool
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    FEATURES = Features(grant_types={"client_credentials"},
+    FEATURES = Features(grant_types={GrantType.CLIENT_CREDENTIALS.value},
                         scopes={"system/*.rs", "system/*.read"})
     #: SMART Backend Services authenticate with private_key_jwt (listed first: it is the
     #: expected one); secret methods only reach clients registered with them.
-    TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt", "client_secret_basic",
-                                   "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = [AuthMethod.PRIVATE_KEY_JWT.value,
+                                   AuthMethod.CLIENT_SECRET_BASIC.value,
+                                   AuthMethod.CLIENT_SECRET_POST.value]
 
     def validate_requested_scope(self) -> None:
         """Authlib's hook, run by its ``validate_token_request`` once the client is

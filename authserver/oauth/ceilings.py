@@ -11,9 +11,13 @@ or the resource owner's instructions.")
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from authserver import store
-from authserver.models import User
 from authserver.smart.ceiling import Ceiling, effective_ceiling
+
+if TYPE_CHECKING:
+    from authserver.models import User
 
 __all__ = ["ceiling_for"]
 

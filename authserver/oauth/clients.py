@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
 from authserver import digests
-from authserver.models import Client
+from authserver.smart.client_types import GrantType
 from authserver.smart.grammar import ScopeError, format_scopes, narrow, parse_scopes
 from authserver.urls import is_loopback_host, origin_of
+
+if TYPE_CHECKING:
+    from authserver.models import Client
 
 __all__ = ["OAuthClient"]
 
@@ -73,7 +77,7 @@ class OAuthClient(ClientMixin):
         return method == self.row.token_endpoint_auth_method
 
     def check_response_type(self, response_type: str) -> bool:
-        return response_type == "code" and "authorization_code" in self.row.grant_types
+        return response_type == "code" and GrantType.AUTHORIZATION_CODE in self.row.grant_types
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.row.grant_types

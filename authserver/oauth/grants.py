@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import (
@@ -23,17 +23,21 @@ from authlib.oauth2.rfc6749.errors import (
 from flask import current_app, g
 
 from authserver import clock, store
-from authserver.models import AuthorizationCode, User
 from authserver.oauth.ceilings import ceiling_for
 from authserver.oauth.tokens import issue_tokens
 from authserver.oauth.wire import quote_param
 from authserver.smart.ceiling import apply_ceiling
+from authserver.smart.client_types import AuthMethod, GrantType
 from authserver.smart.configuration import Features
 from authserver.smart.grammar import ScopeError, format_scopes, is_subset, parse_scopes
 
+if TYPE_CHECKING:
+    from authserver.models import AuthorizationCode, User
+
 __all__ = ["Authorization", "AuthorizationCodeGrant", "RefreshTokenGrant"]
 
-CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+#: Every method, in this order (plain strings: Authlib formats the list into an error text).
+CLIENT_AUTH_METHODS = [m.value for m in AuthMethod]
 
 
 @dataclass
@@ -51,7 +55,7 @@ class Authorization:
 def _refresh_policy(client: Any, scope: str, session_id: str | None) -> tuple[bool, int | None,
                                                                            str | None]:
     """(include a refresh token, its expiry, the session it is bound to)."""
-    if not client.check_grant_type("refresh_token"):
+    if not client.check_grant_type(GrantType.REFRESH_TOKEN):
         return False, None, None
     kinds = {s.kind for s in parse_scopes(scope)}
     if "offline_access" in kinds:
@@ -64,7 +68,7 @@ def _refresh_policy(client: Any, scope: str, session_id: str | None) -> tuple[bo
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
-    FEATURES = Features(grant_types={"authorization_code"}, response_types={"code"},
+    FEATURES = Features(grant_types={GrantType.AUTHORIZATION_CODE.value}, response_types={"code"},
                         endpoints={"authorization_endpoint"})
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     AUTHORIZATION_CODE_LENGTH = 43  # ~256 bits of the URL-safe alphabet
@@ -182,7 +186,7 @@ def _sends_credentials(request: Any) -> bool:
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
-    FEATURES = Features(grant_types={"refresh_token"})
+    FEATURES = Features(grant_types={GrantType.REFRESH_TOKEN.value})
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
@@ -194,7 +198,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         token names its client. A confidential client's token still needs the client's
         own authentication (401 ``invalid_client`` without it)."""
         client = self.server.query_client(row.client_id)
-        if client is None or client.row.token_endpoint_auth_method != "none":
+        if client is None or client.row.token_endpoint_auth_method != AuthMethod.NONE:
             raise InvalidClientError(status_code=401,
                                      description="Client authentication is required")
         if not client.check_grant_type(self.GRANT_TYPE):

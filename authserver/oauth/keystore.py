@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
 from authserver import jose, keys, store
-from authserver.models import SigningKey
+
+if TYPE_CHECKING:
+    from authserver.models import SigningKey
 
 __all__ = [
     "ID_TOKEN_ALG",

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
 from authserver import clock
-from authserver.models import Client, Grant, User
 from authserver.oauth import keystore
 from authserver.oauth.tokens import fhir_user_url
 from authserver.smart.configuration import Features
 from authserver.smart.grammar import parse_scopes
+
+if TYPE_CHECKING:
+    from authserver.models import Client, Grant, User
 
 __all__ = ["OpenIDConnect", "build_id_token"]
 

@@ -8,15 +8,17 @@ access tokens, so this subclasses the plain RFC class and implements its hooks (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 
 from authserver import audit, store
-from authserver.models import RefreshToken
 from authserver.oauth.rfc7662 import require_token, token_endpoint_methods
 from authserver.oauth.rfc9068 import verified_claims
 from authserver.smart.configuration import Features
+
+if TYPE_CHECKING:
+    from authserver.models import RefreshToken
 
 __all__ = ["SmartRevocationEndpoint"]
 

@@ -21,21 +21,24 @@ authorization"):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import current_app
 
 from authserver import store
-from authserver.models import RefreshToken
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.grants import CLIENT_AUTH_METHODS
 from authserver.oauth.rfc6750 import BearerChallenge, read_bearer
 from authserver.oauth.rfc7591 import INTROSPECT_SCOPE
 from authserver.oauth.rfc9068 import AccessTokenInfo, read_access_token
+from authserver.smart.client_types import AuthMethod
 from authserver.smart.configuration import Features
 from authserver.smart.launch import token_context
+
+if TYPE_CHECKING:
+    from authserver.models import RefreshToken
 
 __all__ = ["INTROSPECT_SCOPE", "Caller", "SmartIntrospectionEndpoint", "require_token",
            "token_endpoint_methods"]
@@ -54,7 +57,7 @@ def require_token(request: Any) -> None:
 def token_endpoint_methods(server: Any, *, public: bool) -> list[str]:
     """The client authentication methods of /token that are wired in (server.features)."""
     methods = [m for m in CLIENT_AUTH_METHODS if m in server.features.auth_methods]
-    return methods if public else [m for m in methods if m != "none"]
+    return methods if public else [m for m in methods if m != AuthMethod.NONE]
 
 
 def _may_introspect_others(row: Any) -> bool:
@@ -147,7 +150,7 @@ class SmartIntrospectionEndpoint(IntrospectionEndpoint):
             row = store.clients.find_client(creds[0])
             basic_ok = row is not None and (
                 row.kind == "resource_server"
-                or row.token_endpoint_auth_method == "client_secret_basic")
+                or row.token_endpoint_auth_method == AuthMethod.CLIENT_SECRET_BASIC)
             if not basic_ok or not OAuthClient(row).check_client_secret(creds[1]):
                 raise BearerChallenge("invalid_client", "Client authentication failed",
                                       basic=True)

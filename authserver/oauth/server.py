@@ -30,6 +30,7 @@ from authserver.oauth.rfc7523 import PrivateKeyJWT
 from authserver.oauth.rfc7662 import SmartIntrospectionEndpoint
 from authserver.oauth.rfc9068 import PublicKeys
 from authserver.oauth.smart_launch import SmartLaunch
+from authserver.smart.client_types import AuthMethod
 from authserver.smart.configuration import Features
 
 __all__ = ["SmartAuthorizationServer", "current", "init_app"]
@@ -39,7 +40,8 @@ class SmartAuthorizationServer(AuthorizationServer):
     #: the token endpoint and our JWKS, and the endpoints served by views around it
     #: (``/register``: RFC 7591; ``/account``: SMART's management_endpoint).
     FEATURES = Features(
-        auth_methods={"none", "client_secret_basic", "client_secret_post"},
+        auth_methods={AuthMethod.NONE.value, AuthMethod.CLIENT_SECRET_BASIC.value,
+                      AuthMethod.CLIENT_SECRET_POST.value},
         capabilities={"client-public", "client-confidential-symmetric"},
         endpoints={"token_endpoint", "jwks_uri", "registration_endpoint",
                    "management_endpoint"},

@@ -9,15 +9,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
 from authserver import clock, digests, store
-from authserver.models import Client, Grant, User
 from authserver.oauth import keystore
 from authserver.smart.grammar import parse_scopes
 from authserver.smart.launch import token_context
+
+if TYPE_CHECKING:
+    from authserver.models import Client, Grant, User
 
 __all__ = ["issue_tokens", "issue_client_credentials_token", "access_token_claims",
            "fhir_user_url"]

@@ -28,7 +28,7 @@ import ssl
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
@@ -36,9 +36,11 @@ from sqlalchemy.exc import IntegrityError
 from authserver import audit, clock, digests, identifiers, store
 from authserver.auth import passwords, totp
 from authserver.auth.secrets_box import seal
-from authserver.models import Invitation, User
 from authserver.services.admin_console import AdminError
 from authserver.smart.roles import Role
+
+if TYPE_CHECKING:
+    from authserver.models import Invitation, User
 
 __all__ = ["ProfileError", "check_profile", "create_user", "enrol_totp", "InvitationError",
            "InvalidInvitation", "MailError", "invite", "find", "describe", "accept",
@@ -128,11 +130,10 @@ def create_user(username: str, role: str, *, password: str | None = None,
     key = identifiers.username_key(username)
     if store.accounts.find_username(username) is not None:
         raise AdminError(f"user {username!r} already exists")
-    user = User(username=username, username_key=key, role=role, fhir_user=fhir_user,
-                name=name, email=email,
-                password_hash=passwords.hash_password(password) if password else None,
-                created_at=clock.now())
-    store.accounts.add_user(user)
+    user = store.accounts.add_user(
+        username=username, username_key=key, role=role, fhir_user=fhir_user, name=name,
+        email=email, password_hash=passwords.hash_password(password) if password else None,
+        created_at=clock.now())
     audit.record("user.created", user_id=None, username=username, role=role)
     return {"id": user.id, "username": user.username, "role": user.role,
             "fhirUser": user.fhir_user}
@@ -177,10 +178,10 @@ def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | N
         raise InvitationError("Only a known user can invite")
     token = digests.new_secret(TOKEN_BYTES)
     t = clock.now()
-    row = Invitation(token_hash=digests.sha256_hex(token), email=email, role=role,
-                     fhir_user=fhir_user, name=name, invited_by=inviter.id, created_at=t,
-                     expires_at=t + conf["INVITATION_LIFETIME"])
-    _store_and_send(row, token, inviter)
+    row = _store_and_send(dict(token_hash=digests.sha256_hex(token), email=email, role=role,
+                               fhir_user=fhir_user, name=name, invited_by=inviter.id,
+                               created_at=t, expires_at=t + conf["INVITATION_LIFETIME"]),
+                          token, inviter)
     with store.transaction():
         audit.record("user.invited", user_id=inviter.id, invitation=row.id, email=email,
                      role=role)
@@ -188,17 +189,19 @@ def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | N
             "expires_at": row.expires_at}
 
 
-def _store_and_send(row: Invitation, token: str, inviter: User) -> None:
-    """Commit the invitation, then mail its link: no transaction is held open while mail
-    is sent. A message the mail server does not take withdraws the invitation."""
+def _store_and_send(fields: dict[str, Any], token: str, inviter: User) -> Invitation:
+    """Commit the invitation (``fields`` are its columns), then mail its link: no
+    transaction is held open while mail is sent. A message the mail server does not take
+    withdraws the invitation."""
     with store.transaction():
-        store.accounts.add_invitation(row)
+        row = store.accounts.add_invitation(**fields)
     try:
         _send(_message(row, token, inviter))
     except MailError:
         with store.transaction():
             store.accounts.delete_invitation(row)
         raise
+    return row
 
 
 def _check_email(email: Any) -> str:

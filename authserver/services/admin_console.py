@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
 from authserver import audit, identifiers, store
-from authserver.models import User
 from authserver.oauth import keystore
 from authserver.oauth.rfc7591 import RegistrationError
 from authserver.services.registration import (
@@ -29,6 +28,10 @@ from authserver.services.registration import (
     register_client,
     self_service_problem,
 )
+from authserver.smart.client_types import AuthMethod, GrantType
+
+if TYPE_CHECKING:
+    from authserver.models import User
 
 __all__ = ["AdminError", "init_instance", "check_database", "create_client",
            "create_resource_server", "add_patient", "export_well_known", "list_clients",
@@ -68,6 +71,10 @@ def check_database() -> None:
 
 # ---- apps -----------------------------------------------------------------------------
 
+#: The grants of an app a person uses (sign-in, then refresh).
+_INTERACTIVE_GRANTS = (GrantType.AUTHORIZATION_CODE.value, GrantType.REFRESH_TOKEN.value)
+
+
 @store.transaction()
 def create_client(*, name: str, redirect_uris: list[str], scope: str = "",
                   auth_method: str | None = None, jwks: Any = None, jwks_uri: str | None = None,
@@ -81,10 +88,12 @@ def create_client(*, name: str, redirect_uris: list[str], scope: str = "",
     page)."""
     grant_types = list(grant_types or [])
     if not auth_method:
-        auth_method = "private_key_jwt" if (jwks or jwks_uri) else (
-            "client_secret_basic" if "client_credentials" in grant_types else "none")
+        auth_method = (AuthMethod.PRIVATE_KEY_JWT if (jwks or jwks_uri) else
+                       AuthMethod.CLIENT_SECRET_BASIC
+                       if GrantType.CLIENT_CREDENTIALS in grant_types else AuthMethod.NONE
+                       ).value
     if not grant_types:
-        grant_types = ["authorization_code", "refresh_token"]
+        grant_types = list(_INTERACTIVE_GRANTS)
     meta: dict[str, Any] = {"client_name": name, "redirect_uris": redirect_uris,
                             "scope": scope, "token_endpoint_auth_method": auth_method,
                             "grant_types": grant_types, "launch_uris": launch_uris or []}
@@ -111,7 +120,8 @@ def create_client(*, name: str, redirect_uris: list[str], scope: str = "",
 def create_resource_server(name: str) -> dict[str, Any]:
     try:
         client, secret = register_client(
-            {"client_name": name, "token_endpoint_auth_method": "client_secret_basic",
+            {"client_name": name,
+             "token_endpoint_auth_method": AuthMethod.CLIENT_SECRET_BASIC.value,
              "grant_types": [], "response_types": []}, kind="resource_server",
             can_introspect=True, verified=True)
     except RegistrationError as exc:
@@ -141,8 +151,9 @@ def set_client_enabled(client_id: str, enabled: bool, *, by: int) -> bool:
 
 
 #: The developer page's kinds of interactive app and the authentication method of each.
-_PORTAL_METHODS = {"public": "none", "confidential": "client_secret_basic",
-                   "asymmetric": "private_key_jwt"}
+_PORTAL_METHODS = {"public": AuthMethod.NONE.value,
+                   "confidential": AuthMethod.CLIENT_SECRET_BASIC.value,
+                   "asymmetric": AuthMethod.PRIVATE_KEY_JWT.value}
 
 
 def register_portal_app(owner: User, form: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +182,7 @@ def register_portal_app(owner: User, form: dict[str, Any]) -> dict[str, Any]:
         raise AdminError("Choose the kind of app")
     return create_client(name=form.get("name", ""), redirect_uris=_lines(form, "redirect_uris"),
                          scope=scope, auth_method=method, **keys,
-                         grant_types=["authorization_code", "refresh_token"],
+                         grant_types=list(_INTERACTIVE_GRANTS),
                          launch_uris=_lines(form, "launch_uri"), owner_id=owner.id,
                          verified=False, via="portal")
 
@@ -197,8 +208,8 @@ def _register_backend(owner: User, name: str, scope: str, keys: dict[str, Any]
     if any(not s.startswith("system/") for s in scope.split()):
         raise AdminError("A backend service asks for system/ scopes only")
     body = create_client(name=name, redirect_uris=[], scope=scope,
-                         auth_method="private_key_jwt", **keys,
-                         grant_types=["client_credentials"], owner_id=owner.id,
+                         auth_method=AuthMethod.PRIVATE_KEY_JWT.value, **keys,
+                         grant_types=[GrantType.CLIENT_CREDENTIALS.value], owner_id=owner.id,
                          verified=False, via="portal")
     set_client_enabled(body["client_id"], False, by=owner.id)
     body["pending_approval"] = True

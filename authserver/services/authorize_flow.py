@@ -11,7 +11,7 @@ Each public function is one unit of work and answers a typed
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
@@ -24,7 +24,6 @@ from authlib.oidc.core.errors import (
 from flask import current_app
 
 from authserver import audit, clock, store
-from authserver.models import PendingAuthorization, User, UserSession
 from authserver.oauth import server as oauth_server
 from authserver.oauth.ceilings import ceiling_for
 from authserver.oauth.grants import Authorization
@@ -57,11 +56,11 @@ from authserver.smart.consent import (
 from authserver.smart.grammar import Scope, format_scopes
 from authserver.smart.roles import Role
 
+if TYPE_CHECKING:
+    from authserver.models import PendingAuthorization, User, UserSession
+
 __all__ = ["begin", "resume", "signed_out", "decide", "choose_patient", "picker_check",
            "KNOWN_PARAMS"]
-
-#: The role that may pick any patient and use EHR launches.
-CLINICIAN = Role.CLINICIAN
 
 @store.transaction()
 def begin(values: Any, sess: UserSession | None = None) -> Step:
@@ -96,10 +95,10 @@ def _launch_context(launch: Any, user: User) -> dict[str, Any]:
     bound), a clinician, or the patient whose record it opens."""
     if launch.user_id is not None and launch.user_id != user.id:
         raise InvalidRequestError("'launch' was made for another user")
-    if user.role == "patient":
+    if user.role == Role.PATIENT:
         if launch.patient != _own_patient(user):
             raise AccessDeniedError("This launch is for another patient's record")
-    elif user.role != CLINICIAN:
+    elif user.role != Role.CLINICIAN:
         raise AccessDeniedError("Only clinicians can use an EHR launch")
     ctx = {"patient": launch.patient, "encounter": launch.encounter,
            "fhirContext": launch.fhir_context, "intent": launch.intent,
@@ -118,12 +117,12 @@ def _context(parked: Parked, user: User, scopes: list[Scope]) -> dict[str, Any] 
         return _launch_context(parked.launch, user)
     if not _needs_patient(scopes):
         return {}
-    if user.role == "patient":
+    if user.role == Role.PATIENT:
         own = _own_patient(user)
         if own is None:
             raise AccessDeniedError("There is no patient record for this account")
         return {"patient": own}
-    if user.role != CLINICIAN:
+    if user.role != Role.CLINICIAN:
         raise AccessDeniedError("Only clinicians can choose a patient")
     if parked.pending.patient:
         return {"patient": parked.pending.patient}
@@ -191,7 +190,7 @@ def picker_check(rid: str, user: User) -> ErrorPage | None:
     pending = store.interaction.get_pending(rid)
     if pending is None or pending.user_id != user.id:
         return EXPIRED
-    if user.role != CLINICIAN:
+    if user.role != Role.CLINICIAN:
         return ErrorPage("Only clinicians can choose a patient",
                          "Go back to the app and start again.", 403)
     return None
@@ -289,7 +288,7 @@ def _consent_page(parked: Parked, items: list[ConsentItem], consent: Any) -> Ste
 def _pre_approved(parked: Parked, user: User) -> bool:
     """An administrator pre-approved this app for clinicians' EHR launches: no consent page
     (never for patients: ONC (g)(10) — the patient chooses every time)."""
-    return (user.role == CLINICIAN and parked.launch is not None
+    return (user.role == Role.CLINICIAN and parked.launch is not None
             and bool(getattr(parked.grant.client.row, "pre_approved", False)))
 
 

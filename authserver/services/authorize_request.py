@@ -10,7 +10,7 @@ app with ``state`` and ``iss`` (RFC 9207, added by the server's response handler
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
@@ -18,10 +18,12 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import current_app
 
 from authserver import digests, store
-from authserver.models import PendingAuthorization, UserSession
 from authserver.oauth import server as oauth_server
 from authserver.oauth.wire import quote_param
 from authserver.services.authorize_steps import ErrorPage, Redirect, Step
+
+if TYPE_CHECKING:
+    from authserver.models import PendingAuthorization, UserSession
 
 __all__ = ["KNOWN_PARAMS", "MultiPayload", "Parked", "error_step", "parked_request",
            "revalidate", "session_mark"]

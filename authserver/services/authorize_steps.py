@@ -7,11 +7,13 @@ The views render them (``views/authorize.py``, ``views/picker.py``); the flow
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from authserver.models import PendingAuthorization
 from authserver.smart.consent import ConsentItem
+
+if TYPE_CHECKING:
+    from authserver.models import PendingAuthorization
 
 __all__ = ["Consent", "ErrorPage", "EXPIRED", "PickPatient", "Redirect", "SignIn", "Step",
            "display_host"]

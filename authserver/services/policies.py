@@ -11,13 +11,15 @@ until they expire, at most ``ACCESS_TOKEN_LIFETIME``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authserver import audit, clock, identifiers, store
-from authserver.models import User
 from authserver.smart.ceiling import Ceiling, PolicyError, check_policy, effective_ceiling
 from authserver.smart.grammar import format_scopes
 from authserver.smart.roles import Role
+
+if TYPE_CHECKING:
+    from authserver.models import User
 
 __all__ = ["PolicyError", "set_policy", "unset_policy", "show_policy"]
 

@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
 from authserver import audit, clock, digests, store
-from authserver.models import Client
 from authserver.oauth.rfc7591 import INTROSPECT_SCOPE, RegistrationError, normalize_metadata
 from authserver.smart.client_types import SECRET_METHODS, GrantType
 from authserver.urls import origin_of
+
+if TYPE_CHECKING:
+    from authserver.models import Client
 
 __all__ = [
     "ADMIN_ONLY_SCOPES", "MAX_BODY_BYTES", "MAX_JSON_DEPTH", "check_initial_access_token",
@@ -71,7 +73,7 @@ def _store_client(meta: dict[str, Any], *, kind: str, owner_id: int | None = Non
     """
     method = meta["token_endpoint_auth_method"]
     secret = digests.new_secret(32) if method in SECRET_METHODS else None
-    client = Client(
+    client = store.clients.add_client(
         client_id=secrets.token_urlsafe(18),
         client_secret_hash=digests.sha256_hex(secret) if secret else None,
         client_name=meta["client_name"],
@@ -84,7 +86,6 @@ def _store_client(meta: dict[str, Any], *, kind: str, owner_id: int | None = Non
         owner_id=owner_id,
         created_at=clock.now(),
     )
-    store.clients.add_client(client)
     store.clients.set_client_origins(client.client_id, client_origins(meta))
     return client, secret
 

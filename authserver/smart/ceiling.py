@@ -38,6 +38,7 @@ from authserver.smart.grammar import (
     parse_scope,
     parse_scopes,
 )
+from authserver.smart.roles import Role
 
 __all__ = ["CLINICAL_FHIR_USER_TYPES", "IDENTITY_KINDS", "Ceiling", "PolicyError",
            "apply_ceiling", "check_policy", "effective_ceiling", "intersect",
@@ -85,9 +86,9 @@ def _resource(text: str) -> ResourceScope:
 def role_ceiling(role: str, fhir_user: str | None) -> Ceiling:
     """The default ceiling of a role (module docstring); ``fhir_user`` is ``Type/id``."""
     fhir_type = (fhir_user or "").partition("/")[0]
-    clinical = role == "clinician" or (role in ("admin", "developer")
-                                       and fhir_type in CLINICAL_FHIR_USER_TYPES)
-    if role == "patient":
+    clinical = role == Role.CLINICIAN or (role in (Role.ADMIN, Role.DEVELOPER)
+                                          and fhir_type in CLINICAL_FHIR_USER_TYPES)
+    if role == Role.PATIENT:
         return Ceiling((_resource(f"patient/*.{_ALL}"),), _CLINICAL_KINDS)
     if clinical:
         data = [_resource(f"patient/*.{_ALL}")]
@@ -111,7 +112,7 @@ def check_policy(role: str | None, text: str) -> list[Scope]:
         if s.resource is not None and s.resource.context == "system":
             raise PolicyError(f"{s.raw}: system/ scopes exist only in client_credentials, "
                               "never in a person's grant")
-        if role == "patient" and s.resource is not None and s.resource.context == "user":
+        if role == Role.PATIENT and s.resource is not None and s.resource.context == "user":
             raise PolicyError(f"{s.raw}: a patient never gets user/ scopes")
     return scopes
 

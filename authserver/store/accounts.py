@@ -137,11 +137,13 @@ def usernames_of(user_ids: list[int]) -> dict[int, str]:
                                    .where(User.id.in_(user_ids))).all())
 
 
-def add_user(user: User) -> None:
-    """Add a new user; flushed, so its id is known and a racing duplicate username raises
-    IntegrityError here, in the caller's unit of work."""
+def add_user(**fields: Any) -> User:
+    """Add a new user (``fields`` are its columns); flushed, so its id is known and a racing
+    duplicate username raises IntegrityError here, in the caller's unit of work."""
+    user = User(**fields)
     db.session.add(user)
     db.session.flush()
+    return user
 
 
 def any_user(user_id: int) -> User | None:
@@ -162,7 +164,9 @@ def end_sessions_of(user_id: int) -> None:
 
 # ---- invitations: a one-use link (stored as SHA-256) that creates an account ------------
 
-def add_invitation(row: Invitation) -> Invitation:
+def add_invitation(**fields: Any) -> Invitation:
+    """Add a new invitation (``fields`` are its columns) to the caller's unit of work."""
+    row = Invitation(**fields)
     db.session.add(row)
     return row
 

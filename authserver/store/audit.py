@@ -4,6 +4,8 @@ rows themselves are written by :mod:`authserver.audit`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     func,
     select,
@@ -34,9 +36,11 @@ def count_events_at_or_after(event: str, user_id: int, at: int) -> int:
         AuditEvent.user_id == user_id, AuditEvent.event == event, AuditEvent.at >= at)) or 0)
 
 
-def add_event(row: AuditEvent) -> None:
+def add_event(*, at: int, event: str, user_id: int | None, client_id: str | None,
+              ip: str | None, detail: dict[str, Any]) -> None:
     """Add an audit row to the unit of work: it lands with what it records, or not at all."""
-    db.session.add(row)
+    db.session.add(AuditEvent(at=at, event=event, user_id=user_id, client_id=client_id,
+                              ip=ip, detail=detail))
 
 
 def recent(limit: int = 200) -> list[AuditEvent]:

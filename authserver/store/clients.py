@@ -167,9 +167,12 @@ def origin_is_registered(origin: str) -> bool:
         return conn.execute(_ORIGIN_OF_ENABLED_CLIENT, {"origin": origin}).first() is not None
 
 
-def add_client(client: Client) -> None:
-    """Add a new client (its id and secret hash already set) to the unit of work."""
+def add_client(**fields: Any) -> Client:
+    """Add a new client (``fields`` are its columns, its id and secret hash already set) to
+    the unit of work."""
+    client = Client(**fields)
     db.session.add(client)
+    return client
 
 
 def app_named(name: str) -> Client | None:

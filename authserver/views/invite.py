@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from authserver.services import accounts
+from authserver.smart.roles import Role
 from authserver.views.portal import _requires, render_console
 from authserver.web import error_page
 
@@ -63,7 +64,7 @@ def _console(user, *, error: str | None = None, invited: dict | None = None):
 
 
 @bp.post("/admin/invite")
-@_requires("admin")
+@_requires(Role.ADMIN)
 def send(user):  # the signed-in admin, from _requires
     f = request.form
     try:

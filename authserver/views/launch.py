@@ -34,6 +34,7 @@ from flask import Blueprint, Response, request
 from authserver.extensions import csrf
 from authserver.oauth import server as oauth_server
 from authserver.services import admin_console, launches
+from authserver.smart.client_types import SECRET_METHODS
 from authserver.web import no_store_json
 
 bp = Blueprint("launch", __name__)
@@ -45,7 +46,8 @@ FIELDS = ("patient", "encounter", "fhirContext", "intent", "need_patient_banner"
 #: the caller's own credential (RFC 6749 §2.3.1 client_secret_post), so there the app is
 #: named ``app_client_id`` (or, without it, the launch is for the caller itself).
 FORM_APP_FIELD = "app_client_id"
-_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+#: The secret methods, as an ordered list of plain strings (Authlib formats it into an error).
+_AUTH_METHODS = sorted(m.value for m in SECRET_METHODS)
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 
 

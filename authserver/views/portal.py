@@ -8,11 +8,12 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from authserver.auth import session as auth
 from authserver.services import accounts, admin_console
+from authserver.smart.roles import Role
 
 bp = Blueprint("portal", __name__)
 
 
-def _requires(*roles: str):
+def _requires(*roles: Role):
     def deco(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
@@ -27,7 +28,7 @@ def _requires(*roles: str):
 
 
 @bp.route("/developer", methods=["GET", "POST"])
-@_requires("developer", "admin")
+@_requires(Role.DEVELOPER, Role.ADMIN)
 def developer(user):
     created, error = None, None
     if request.method == "POST":
@@ -52,13 +53,13 @@ def render_console(user, status: int = 200, **extra):  # noqa: ANN001, ANN201
 
 
 @bp.get("/admin")
-@_requires("admin")
+@_requires(Role.ADMIN)
 def console(user):
     return render_console(user)
 
 
 @bp.post("/admin/users")
-@_requires("admin")
+@_requires(Role.ADMIN)
 def create_user(user):
     f = request.form
     try:
@@ -72,7 +73,7 @@ def create_user(user):
 
 
 @bp.post("/admin/apps")
-@_requires("admin")
+@_requires(Role.ADMIN)
 def app_state(user):
     admin_console.set_client_enabled(request.form.get("client_id", ""),
                                      request.form.get("action") == "enable", by=user.id)
@@ -80,7 +81,7 @@ def app_state(user):
 
 
 @bp.post("/admin/apps/introspect")
-@_requires("admin")
+@_requires(Role.ADMIN)
 def app_introspect(user):
     try:
         admin_console.set_client_introspect(request.form.get("client_id", ""),
@@ -91,7 +92,7 @@ def app_introspect(user):
 
 
 @bp.post("/admin/apps/pre-approved")
-@_requires("admin")
+@_requires(Role.ADMIN)
 def app_pre_approved(user):
     try:
         admin_console.set_client_pre_approved(request.form.get("client_id", ""),
@@ -102,7 +103,7 @@ def app_pre_approved(user):
 
 
 @bp.post("/admin/user-state")
-@_requires("admin")
+@_requires(Role.ADMIN)
 def user_state(user):
     try:
         uid = int(request.form.get("user_id", ""))
@@ -113,7 +114,7 @@ def user_state(user):
 
 
 @bp.post("/admin/policy")
-@_requires("admin")
+@_requires(Role.ADMIN)
 def policy(user):
     """Set or remove a role's or a user's scope ceiling."""
     from authserver.services import policies

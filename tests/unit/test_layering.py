@@ -233,3 +233,83 @@ def test_services_never_import_views():
     for path in _files("services"):
         bad = _imports_package(path, "authserver.views")
         assert not bad, f"{path.relative_to(PKG)} imports {sorted(bad)}"
+
+
+#: Modules outside store/ and models/ that import ``authserver.models`` at run time, each
+#: with its reason. ratelimit.py is Flask-Limiter's storage backend (``limits``' Storage
+#: API), not a store verb: one atomic upsert per hit on its own table, on its own
+#: autocommit connection outside every unit of work (it is DB glue for the same reason).
+MODELS_AT_RUN_TIME = {"ratelimit.py": "the shared rate-limit counters' table (DatabaseStorage)"}
+
+
+def _runtime_nodes(body: list[ast.stmt]) -> list[ast.AST]:
+    """Every node of ``body`` (functions included) except those under ``if TYPE_CHECKING:``."""
+    found: list[ast.AST] = []
+    for node in body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found += _runtime_nodes(node.orelse)
+            continue
+        found.append(node)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt):
+                found += _runtime_nodes([child])
+            else:
+                found += list(ast.walk(child))
+    return found
+
+
+def _imports_models_at_run_time(path: Path) -> set[str]:
+    """The imports of ``path`` outside ``if TYPE_CHECKING:`` that name ``authserver.models``
+    or a module in it: absolute, ``from authserver import models``, or relative."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in _runtime_nodes(ast.parse(path.read_text()).body):
+        if isinstance(node, ast.Import):
+            names = {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0]
+                base = f"{anchor}.{base}" if base else anchor
+            names = {base} | {f"{base}.{a.name}" for a in node.names}
+        else:
+            continue
+        found |= {n for n in names if _is_within(n, ("authserver.models",))}
+    return found
+
+
+def test_only_the_store_imports_the_models():
+    """Persistence has one owner (issue 13): outside store/ and models/ the table classes
+    are type hints only (under ``if TYPE_CHECKING:``); a row is made or queried by a store
+    verb. The allowances are :data:`MODELS_AT_RUN_TIME`."""
+    offenders = {}
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG).as_posix()
+        if rel.startswith(("store/", "models/")) or rel in MODELS_AT_RUN_TIME:
+            continue
+        if found := _imports_models_at_run_time(path):
+            offenders[rel] = sorted(found)
+    assert not offenders, f"import authserver.models at run time: {offenders}"
+    for rel in MODELS_AT_RUN_TIME:  # an allowance no longer needed is removed
+        assert _imports_models_at_run_time(PKG / rel), f"{rel} no longer needs its allowance"
+
+
+def test_the_models_check_sees_every_spelling(tmp_path, monkeypatch):
+    """The check itself: absolute, ``from authserver import models``, relative and lazy
+    imports are seen; one under ``if TYPE_CHECKING:`` is not."""
+    pkg = tmp_path / "authserver"
+    (pkg / "sub").mkdir(parents=True)
+    for name in ("__init__.py", "sub/__init__.py", "models.py"):
+        (pkg / name).write_text("")
+    cases = {"a.py": "from authserver.models import User\n",
+             "b.py": "from authserver import models\n",
+             "sub/c.py": "def f():\n    from ..models import User\n",
+             "d.py": "import authserver.models.users\n",
+             "e.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                     "    from authserver.models import User\n"}
+    for name, text in cases.items():
+        (pkg / name).write_text(text)
+    monkeypatch.setitem(globals(), "PKG", pkg)
+    seen = {name for name in cases if _imports_models_at_run_time(pkg / name)}
+    assert seen == {"a.py", "b.py", "sub/c.py", "d.py"}

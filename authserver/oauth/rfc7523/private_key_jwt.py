@@ -35,6 +35,7 @@ from flask import request as flask_request
 
 from authserver import clock, jose, store
 from authserver.oauth.rfc7523.jwks_fetcher import JwksError, JwksFetcher
+from authserver.smart.client_types import AuthMethod
 from authserver.smart.configuration import Features
 
 __all__ = ["ASSERTION_TYPE", "PrivateKeyJWT"]
@@ -52,11 +53,11 @@ _KTY_OF_ALG = {"RS256": "RSA", "RS384": "RSA", "ES256": "EC", "ES384": "EC"}
 class PrivateKeyJWT(JWTBearerClientAssertion):
     """SMART ``private_key_jwt`` (RFC 7523 client assertion) for any endpoint."""
 
-    CLIENT_AUTH_METHOD = "private_key_jwt"
+    CLIENT_AUTH_METHOD = AuthMethod.PRIVATE_KEY_JWT.value
     #: SMART: servers SHALL support RS384 and ES384; RS256/ES256 are accepted too.
     #: Never ``none`` and never HS* (a public key used as an HMAC secret).
     ALGORITHMS = ("RS384", "ES384", "RS256", "ES256")
-    FEATURES = Features(auth_methods={"private_key_jwt"}, auth_signing_algs=set(ALGORITHMS),
+    FEATURES = Features(auth_methods={CLIENT_AUTH_METHOD}, auth_signing_algs=set(ALGORITHMS),
                         capabilities={"client-confidential-asymmetric"})
     #: SMART: "exp ... no more than five minutes in the future".
     MAX_LIFETIME = 300
