@@ -18,13 +18,41 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app. Raises :class:`authserver.config.ConfigError` on bad configuration."""
     conf = load_config(test_config=test_config)
     app = _flask_app(conf)
-    # Authlib's grants log whole token dicts at DEBUG: keep them above it (DESIGN.md, style 7).
+    # Authlib's grants log whole token dicts at DEBUG: keep them above it (DESIGN.md, style 7),
+    # and redact the dicts should a logging configuration bring DEBUG back.
     logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
+    _redact_authlib_tokens()
     if conf["TRUST_PROXY"]:
         _trust_proxy(app, conf["TRUST_PROXY"])
     for init_app in _features():
         init_app(app)
     return app
+
+
+_TOKEN_KEYS = frozenset({"access_token", "refresh_token", "id_token", "code"})
+
+
+class _RedactTokens(logging.Filter):
+    """Replaces a token dict among a record's arguments ("Issue token %r to %r")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+                isinstance(a, dict) and _TOKEN_KEYS & a.keys() for a in record.args):
+            record.args = tuple("<token redacted>" if isinstance(a, dict)
+                                and _TOKEN_KEYS & a.keys() else a for a in record.args)
+        return True
+
+
+def _redact_authlib_tokens() -> None:
+    """Put :class:`_RedactTokens` on every Authlib logger (a logger's filters see only its
+    own records); create_app has imported the grants by the time it runs this."""
+    from authserver.oauth import server  # noqa: F401 - Authlib's grant modules, imported
+
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "authlib"]
+    for name in names:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _RedactTokens) for f in log.filters):
+            log.addFilter(_RedactTokens())
 
 
 def _features() -> tuple[Callable[[Flask], None], ...]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import Flask, has_request_context, request
 
-from authserver import store
+from authserver import clock, store
 
 __all__ = ["record", "init_app"]
 
@@ -22,7 +21,7 @@ def record(
     """Add an audit row to the current unit of work (:func:`authserver.store.transaction`)."""
     clean = {k: v for k, v in detail.items() if k not in _FORBIDDEN}
     ip = request.remote_addr if has_request_context() else None
-    store.audit.add_event(at=int(time.time()), event=event, user_id=user_id,
+    store.audit.add_event(at=clock.now(), event=event, user_id=user_id,
                           client_id=client_id, ip=ip, detail=clean)
 
 

@@ -15,6 +15,7 @@ import time
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
+from authserver import clock
 from authserver.auth import session as auth
 from authserver.extensions import limiter
 
@@ -33,7 +34,7 @@ def _login_limit() -> str:
 
 def _minutes(until: float) -> tuple[int, int]:
     """(whole minutes left, rounded up; seconds left, for Retry-After)."""
-    left = max(1, math.ceil(until - time.time()))
+    left = max(1, math.ceil(until - clock.now()))
     return math.ceil(left / 60), left
 
 
@@ -84,7 +85,7 @@ def totp():
         return render_template("totp.html", next=nxt, error=None)
     outcome = auth.verify_totp(user, request.form.get("code", ""))
     if outcome is auth.TotpOutcome.LOCKED:
-        return _totp_locked_page(auth.totp_locked_until(user) or int(time.time()), nxt, 429)
+        return _totp_locked_page(auth.totp_locked_until(user) or clock.now(), nxt, 429)
     if outcome is auth.TotpOutcome.RESTART:  # too many wrong codes: start over
         return redirect(url_for("login.login", next=nxt, restarted=1), 303)
     if outcome is auth.TotpOutcome.WRONG:

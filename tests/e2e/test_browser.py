@@ -35,7 +35,8 @@ class _Served:
         self.app: Callable | None = None
         self.server = make_server("127.0.0.1", 0, self, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __call__(self, environ, start_response):  # noqa: ANN001, ANN204
         return self.app(environ, start_response)

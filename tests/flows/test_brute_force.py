@@ -9,6 +9,7 @@ validation system should ... take measures against brute force attacks").
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -86,10 +87,12 @@ def _error(resp: requests.Response) -> str:
     return re.search(r'<p class="error" role="alert"[^>]*>([^<]*)</p>', resp.text).group(1)
 
 
-def _wait_until(t: int) -> None:
-    """Sleep until the whole-second Unix time ``t`` has been reached."""
-    while time.time() < t:
-        time.sleep(max(0.01, t - time.time() + 0.02))
+def _wait_until(later: contextlib.ExitStack, t: int) -> None:
+    """Let the server's clock reach the whole-second Unix time ``t`` (no sleeping: it is
+    shifted ahead, in ``later``, until the test ends)."""
+    from authserver import clock
+
+    later.enter_context(clock.shifted(max(0, t - clock.now())))
 
 
 # ---- TOTP: per account, across sign-ins ------------------------------------------------------
@@ -131,7 +134,9 @@ def test_totp_fifteen_wrong_codes_over_three_sign_ins_lock_the_second_step(app, 
 
 
 def test_totp_lockout_doubles_and_a_good_sign_in_ends_the_run(app, base_url):
-    # Not about the numbers: 3 wrong codes lock for 1 s, so the test can wait them out.
+    # Not about the numbers: 3 wrong codes lock for 1 s, 2 s: the server's clock moves on.
+    from authserver import clock
+
     app.config.update(TOTP_LOCKOUT_FAILURES=3, TOTP_LOCKOUT_SECONDS=1)
     user = make_clinician(app)
     wrong = _wrong(user["secret"])
@@ -141,24 +146,25 @@ def test_totp_lockout_doubles_and_a_good_sign_in_ends_the_run(app, base_url):
         _password(base_url, http, "drsmith")
         return [_code(base_url, http, wrong).status_code for _ in range(3)]
 
-    assert three_wrong() == [401, 401, 429]
-    first = _user(app, "drsmith")
-    _wait_until(first.totp_locked_until)
-    # The codes from before the first lockout ended do not count again: three new ones lock.
-    assert three_wrong() == [401, 401, 429]
-    second = _user(app, "drsmith")
-    seconds = [e.detail["seconds"] for e in _events(app, "login.totp_locked")]
-    assert seconds == [1, 2] and second.totp_lockouts == 2
-    _wait_until(second.totp_locked_until)
-    http = requests.Session()
-    _password(base_url, http, "drsmith")
-    assert _code(base_url, http, totp_code_now(user["secret"])).status_code == 303
-    assert _signed_in(base_url, http)
-    after = _user(app, "drsmith")
-    assert after.totp_lockouts == 0 and after.totp_locked_until <= time.time()
-    # The run is over: the next lockout is the first one again.
-    assert three_wrong() == [401, 401, 429]
-    assert [e.detail["seconds"] for e in _events(app, "login.totp_locked")] == [1, 2, 1]
+    with contextlib.ExitStack() as later:
+        assert three_wrong() == [401, 401, 429]
+        first = _user(app, "drsmith")
+        _wait_until(later, first.totp_locked_until)
+        # The codes from before the first lockout ended do not count again: three new ones lock.
+        assert three_wrong() == [401, 401, 429]
+        second = _user(app, "drsmith")
+        seconds = [e.detail["seconds"] for e in _events(app, "login.totp_locked")]
+        assert seconds == [1, 2] and second.totp_lockouts == 2
+        _wait_until(later, second.totp_locked_until)
+        http = requests.Session()
+        _password(base_url, http, "drsmith")
+        assert _code(base_url, http, totp_code_now(user["secret"])).status_code == 303
+        assert _signed_in(base_url, http)
+        after = _user(app, "drsmith")
+        assert after.totp_lockouts == 0 and after.totp_locked_until <= clock.now()
+        # The run is over: the next lockout is the first one again.
+        assert three_wrong() == [401, 401, 429]
+        assert [e.detail["seconds"] for e in _events(app, "login.totp_locked")] == [1, 2, 1]
 
 
 # ---- passwords: per username, from any number of addresses --------------------------------

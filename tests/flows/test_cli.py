@@ -1,4 +1,10 @@
-"""The `authserver` command: one JSON object on stdout per create/add, one-line errors."""
+"""The `authserver` command: one JSON object on stdout per create/add, one-line errors.
+
+Most commands run in process through Click's ``CliRunner`` (the same group, arguments and
+environment as the executable; a process start costs 2-3 s of imports). A few run the
+real ``authserver`` executable, for what only a process shows: the console script itself
+(``init``), ``--version``, the exit code of a configuration error and ``--password-stdin``.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,12 @@ import json
 import os
 import subprocess
 import sys
+import traceback
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import PG_URL
 
@@ -17,10 +26,10 @@ EXE = str(Path(sys.executable).with_name("authserver"))
 
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory):
-    """One initialized instance shared by this module's commands (SQLite, or a PG schema)."""
+    """One initialized instance shared by this module's commands (SQLite, or a PG schema),
+    made by the real executable."""
     path = tmp_path_factory.mktemp("cli-instance")
-    env = {**os.environ, "AUTHSERVER_INSTANCE_PATH": str(path)}
-    env.pop("AUTHSERVER_DATABASE_URL", None)
+    overrides = {"AUTHSERVER_INSTANCE_PATH": str(path), "AUTHSERVER_DATABASE_URL": None}
     if PG_URL:
         # Keep the CLI's tables apart from the per-test database the other tests empty.
         from sqlalchemy import create_engine, text
@@ -31,15 +40,46 @@ def instance(tmp_path_factory):
             conn.execute(text("DROP DATABASE IF EXISTS authserver_cli_test"))
             conn.execute(text("CREATE DATABASE authserver_cli_test"))
         engine.dispose()
-        env["AUTHSERVER_DATABASE_URL"] = PG_URL.rsplit("/", 1)[0] + "/authserver_cli_test"
+        overrides["AUTHSERVER_DATABASE_URL"] = (PG_URL.rsplit("/", 1)[0]
+                                                + "/authserver_cli_test")
+    env = {k: v for k, v in {**os.environ, **overrides}.items() if v is not None}
     out = subprocess.run([EXE, "init"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    return {"path": path, "env": env}
+    return {"path": path, "env": env, "overrides": overrides}
 
 
-def run(instance, *args, stdin: str | None = None):
-    return subprocess.run([EXE, *args], env=instance["env"], capture_output=True, text=True,
-                          input=stdin, timeout=120)
+def run_exe(instance, *args, stdin: str | None = None, **env: str):
+    """The real ``authserver`` executable, in a process of its own."""
+    return subprocess.run([EXE, *args], env={**instance["env"], **env}, capture_output=True,
+                          text=True, input=stdin, timeout=120)
+
+
+def run(instance, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """The command in process (Click's CliRunner, the executable's environment), answered
+    like :func:`run_exe`: an exception that escapes is a traceback on stderr and exit 1."""
+    from flask import appcontext_popped
+
+    from authserver.cli import cli
+
+    apps = []
+    with appcontext_popped.connected_to(lambda app, **_: apps.append(app)):
+        result = CliRunner().invoke(cli, list(args), input=stdin, prog_name="authserver",
+                                    env={**instance["overrides"], "AUTHSERVER_CLI": "1"})
+    for app in set(apps):  # what the process's exit would close
+        _dispose(app)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(["authserver", *args], result.exit_code,
+                                       result.stdout, stderr)
+
+
+def _dispose(app) -> None:
+    with app.app_context():
+        from authserver.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
 
 
 def ok_json(result) -> dict:
@@ -63,9 +103,9 @@ def test_init_is_idempotent(instance):
 
 
 def test_user_create_prints_id_username_fhir_user(instance):
-    body = ok_json(run(instance, "user", "create", "pat1", "--role", "patient",
-                       "--password-stdin", "--fhir-user", "Patient/p1", "--name", "Pat One",
-                       stdin="long enough password\n"))
+    body = ok_json(run_exe(instance, "user", "create", "pat1", "--role", "patient",
+                           "--password-stdin", "--fhir-user", "Patient/p1", "--name",
+                           "Pat One", stdin="long enough password\n"))
     assert body["username"] == "pat1" and body["fhirUser"] == "Patient/p1"
     assert isinstance(body["id"], int)
 
@@ -164,10 +204,15 @@ def test_keys_list_and_rotate(instance):
 
 
 def test_config_error_is_one_line(instance):
-    env = {**instance["env"], "AUTHSERVER_ISSUER": "nope"}
-    result = subprocess.run([EXE, "keys", "list"], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = run_exe(instance, "keys", "list", AUTHSERVER_ISSUER="nope")
     fails(result, "AUTHSERVER_ISSUER")
+    assert result.returncode == 1
+
+
+def test_version_names_the_package_version(instance):
+    result = run_exe(instance, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"authserver, version {version('smart-authserver')}\n"
 
 
 def _instance_app(instance):
@@ -204,11 +249,7 @@ def test_registration_token_create_prints_one_object_and_registers(instance):
     resp = http.post("/register", json=meta,
                      headers={"Authorization": "Bearer " + other["registration_token"]})
     assert resp.status_code == 401
-    with app.app_context():
-        from authserver.extensions import db
-
-        db.session.remove()
-        db.engine.dispose()
+    _dispose(app)
 
 
 def test_registration_token_bad_input_fails(instance):

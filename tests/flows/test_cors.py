@@ -4,6 +4,8 @@ https://fetch.spec.whatwg.org/#http-cors-protocol)."""
 
 from __future__ import annotations
 
+import statistics
+
 import requests
 
 from tests.helpers import OAuthFlow, make_client, make_user
@@ -21,7 +23,7 @@ def _preflight(base_url: str, origin: str) -> requests.Response:
 def test_cors_preflight_from_a_registered_origin_is_allowed(app, base_url):
     make_client(app, redirect_uris=[APP_ORIGIN + "/callback"])
     resp = _preflight(base_url, APP_ORIGIN)
-    assert resp.status_code in (200, 204)
+    assert resp.status_code == 204
     assert resp.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
     assert "POST" in resp.headers["Access-Control-Allow-Methods"]
     allowed = {h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
@@ -35,7 +37,7 @@ def test_cors_preflight_from_an_unregistered_origin_is_not_allowed(app, base_url
     for origin in (OTHER_ORIGIN, "null", APP_ORIGIN + ":8443", "http://growth-chart.example.org"):
         resp = _preflight(base_url, origin)
         assert "Access-Control-Allow-Origin" not in resp.headers, origin
-        assert resp.status_code < 500
+        assert resp.status_code == 204
 
 
 def test_cors_preflight_sees_an_app_registered_after_start(app, base_url):
@@ -110,6 +112,15 @@ def _statements_of_one_preflight(app, base_url: str, origin: str) -> tuple[int, 
     return len(seen), elapsed
 
 
+def _median_preflight(app, base_url: str, origin: str) -> tuple[int, float]:
+    """(the statements of each preflight, when all five agree; their median time): one
+    busy moment of a shared CPU does not make the measure."""
+    runs = [_statements_of_one_preflight(app, base_url, origin) for _ in range(5)]
+    counts = {n for n, _t in runs}
+    assert len(counts) == 1, runs
+    return counts.pop(), statistics.median(t for _n, t in runs)
+
+
 def test_cors_preflight_cost_does_not_grow_with_junk_registrations(app, base_url):
     """The attack of issue 11: many junk registrations made every token preflight scan all
     apps' metadata. Now it is one indexed query, whatever their number."""
@@ -117,13 +128,13 @@ def test_cors_preflight_cost_does_not_grow_with_junk_registrations(app, base_url
 
     make_client(app, redirect_uris=[APP_ORIGIN + "/callback"])
     _preflight(base_url, APP_ORIGIN)  # warm up (connection pool, first-request work)
-    before, t_before = _statements_of_one_preflight(app, base_url, APP_ORIGIN)
+    before, t_before = _median_preflight(app, base_url, APP_ORIGIN)
     with app.app_context():
         for i in range(200):
             register_client({"client_name": f"junk {i}", "token_endpoint_auth_method": "none",
                              "redirect_uris": [f"https://junk{i}.example/cb{j}"
                                                for j in range(20)]})
-    after, t_after = _statements_of_one_preflight(app, base_url, APP_ORIGIN)
+    after, t_after = _median_preflight(app, base_url, APP_ORIGIN)
     assert before == after == 1
     assert t_after < max(10 * t_before, 0.25)  # generous: a scan of 200 apps took ~1.5 s
 

@@ -440,7 +440,8 @@ def test_revocation_is_seen_at_once_by_another_instance(launched, app, base_url,
         "DATABASE_URL", "KEY_ENCRYPTION_KEY", "SECRET_KEY", "ISSUER", "FHIR_BASE_URL")},
         "INSTANCE_PATH": str(tmp_path / "other"), "TESTING": True})
     server = make_server("127.0.0.1", 0, other, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
     other_url = f"http://127.0.0.1:{server.server_port}"
     try:
         token = launched["token"]["access_token"]

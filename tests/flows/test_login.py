@@ -101,12 +101,14 @@ def test_login_unknown_user_takes_about_as_long_as_a_wrong_password(alice, base_
 
     attempt("nobody")  # the dummy hash is made once per process, on first use
     known, unknown = [], []
-    for _ in range(3):
+    for _ in range(5):  # interleaved, medians: a busy moment of the shared CPU hits both
         known.append(attempt("alice"))
         unknown.append(attempt("nobody-" + str(len(unknown))))
     ratio = statistics.median(unknown) / statistics.median(known)
-    # Both verify one argon2id hash (~0.1-0.5 s); a skipped verification would be ~100x.
-    assert 0.5 < ratio < 2.0, (known, unknown)
+    # Both verify one argon2id hash (~0.1-0.5 s). A skipped verification, or a dummy hash
+    # of much weaker parameters, answers an unknown username 10-100x faster: caught by the
+    # lower bound; the bounds are wide enough for a loaded 2-core machine.
+    assert 0.25 < ratio < 4.0, (known, unknown)
 
 
 def test_login_password_is_stored_with_rfc9106_second_option_or_stronger(app, alice):

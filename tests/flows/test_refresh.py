@@ -237,7 +237,8 @@ def test_refresh_public_client_id_when_sent_must_be_the_tokens(app, base_url, la
                                 client_id=other["client_id"]), 400, "invalid_grant")
     # A client_id nobody registered is a client that failed to authenticate (RFC 6749 §5.2).
     resp = _bare_refresh(base_url, first["refresh_token"], client_id="someone-else")
-    assert resp.status_code in (400, 401) and resp.json()["error"] == "invalid_client"
+    # ... and 400, not 401: it did not use the Authorization header.
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_client"
     assert flow.refresh(first["refresh_token"]).status_code == 200  # not burned
 
 
