@@ -14,13 +14,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["now", "shifted"]
+__all__ = ["now", "precise", "shifted"]
 
 _offset = 0  # seconds added to the wall clock; only shifted() changes it
 
 
 def now() -> int:
     return int(time.time()) + _offset
+
+
+def precise() -> float:
+    """:func:`now` with its fraction of a second, for comparing with a float deadline (the
+    rate limiter's window ends), where whole seconds would round a 15-minute wait up to 16."""
+    return time.time() + _offset
 
 
 @contextmanager

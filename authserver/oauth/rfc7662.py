@@ -29,7 +29,7 @@ from flask import current_app
 
 from authserver import store
 from authserver.oauth.clients import OAuthClient
-from authserver.oauth.grants import CLIENT_AUTH_METHODS
+from authserver.oauth.rfc6749.common import CLIENT_AUTH_METHODS
 from authserver.oauth.rfc6750 import BearerChallenge, read_bearer
 from authserver.oauth.rfc7591 import INTROSPECT_SCOPE
 from authserver.oauth.rfc9068 import AccessTokenInfo, read_access_token

@@ -19,12 +19,15 @@ from flask import request as flask_request
 
 from authserver import store
 from authserver.extensions import limiter
-from authserver.oauth.backend import ClientCredentialsGrant
 from authserver.oauth.clients import OAuthClient
-from authserver.oauth.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authserver.oauth.http_basic import basic_credentials
 from authserver.oauth.oidc import OpenIDConnect
 from authserver.oauth.pkce import S256CodeChallenge
+from authserver.oauth.rfc6749 import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
 from authserver.oauth.rfc7009 import SmartRevocationEndpoint
 from authserver.oauth.rfc7523 import PrivateKeyJWT
 from authserver.oauth.rfc7662 import SmartIntrospectionEndpoint

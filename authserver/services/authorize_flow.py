@@ -26,7 +26,7 @@ from flask import current_app
 from authserver import audit, clock, store
 from authserver.oauth import server as oauth_server
 from authserver.oauth.ceilings import ceiling_for
-from authserver.oauth.grants import Authorization
+from authserver.oauth.rfc6749 import Authorization
 from authserver.services.authorize_request import (
     KNOWN_PARAMS,
     MultiPayload,

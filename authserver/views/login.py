@@ -34,7 +34,7 @@ def _login_limit() -> str:
 
 def _minutes(until: float) -> tuple[int, int]:
     """(whole minutes left, rounded up; seconds left, for Retry-After)."""
-    left = max(1, math.ceil(until - clock.now()))
+    left = max(1, math.ceil(until - clock.precise()))
     return math.ceil(left / 60), left
 
 

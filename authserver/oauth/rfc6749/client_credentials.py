@@ -1,4 +1,4 @@
-"""The ``client_credentials`` grant for SMART Backend Services.
+"""The client-credentials grant (RFC 6749 §4.4) for SMART Backend Services.
 
 - RFC 6749 §4.4 (client credentials grant) https://www.rfc-editor.org/rfc/rfc6749#section-4.4
 - SMART App Launch 2.2, Backend Services
