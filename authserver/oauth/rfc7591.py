@@ -27,7 +27,7 @@ from authserver.smart.grammar import ScopeError, parse_scopes
 from authserver.urls import is_loopback_host, origin_of
 
 __all__ = [
-    "AUTH_METHODS", "GRANT_TYPES", "INTROSPECT_SCOPE", "MAX_REDIRECT_URIS",
+    "AUTH_METHODS", "GRANT_TYPES", "MAX_REDIRECT_URIS",
     "RegistrationError", "normalize_metadata", "validate_jwks",
 ]
 
@@ -40,9 +40,6 @@ _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 _MAX_JWKS_KEYS = 20
 #: Most redirect URIs (and launch URIs) one client may register.
 MAX_REDIRECT_URIS = 20
-#: The permission scope that lets an access token call /introspect for any client's token
-#: (:mod:`authserver.oauth.endpoints`); the client must also carry ``Client.can_introspect``.
-INTROSPECT_SCOPE = "introspect"
 _INFO_URI_FIELDS = ("logo_uri", "client_uri", "policy_uri", "tos_uri")
 _MAX_CONTACTS = 10
 _MAX_SOFTWARE_FIELD = 200

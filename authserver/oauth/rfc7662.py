@@ -31,16 +31,15 @@ from authserver import store
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.rfc6749.common import CLIENT_AUTH_METHODS
 from authserver.oauth.rfc6750 import BearerChallenge, read_bearer
-from authserver.oauth.rfc7591 import INTROSPECT_SCOPE
 from authserver.oauth.rfc9068 import AccessTokenInfo, read_access_token
-from authserver.smart.client_types import AuthMethod
+from authserver.smart.client_types import INTROSPECT_SCOPE, AuthMethod
 from authserver.smart.configuration import Features
 from authserver.smart.launch import token_context
 
 if TYPE_CHECKING:
     from authserver.models import RefreshToken
 
-__all__ = ["INTROSPECT_SCOPE", "Caller", "SmartIntrospectionEndpoint", "require_token",
+__all__ = ["Caller", "SmartIntrospectionEndpoint", "require_token",
            "token_endpoint_methods"]
 
 

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 
 from authserver import audit, clock, digests, store
-from authserver.oauth.rfc7591 import INTROSPECT_SCOPE, RegistrationError, normalize_metadata
-from authserver.smart.client_types import SECRET_METHODS, GrantType
+from authserver.oauth.rfc7591 import RegistrationError, normalize_metadata
+from authserver.smart.client_types import INTROSPECT_SCOPE, SECRET_METHODS, GrantType
 from authserver.urls import origin_of
 
 if TYPE_CHECKING:

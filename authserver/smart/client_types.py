@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["AuthMethod", "GrantType", "SECRET_METHODS"]
+__all__ = ["AuthMethod", "GrantType", "INTROSPECT_SCOPE", "SECRET_METHODS"]
 
 
 class AuthMethod(StrEnum):
@@ -35,6 +35,12 @@ class AuthMethod(StrEnum):
 
 #: The methods that authenticate with a client secret (the server issues one).
 SECRET_METHODS = frozenset({AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST})
+
+
+#: The permission to introspect any client's token (RFC 7662, ``oauth/rfc7662.py``): granted
+#: only in client_credentials, only to a client an administrator flagged ``can_introspect``;
+#: never yielded by registration or consent.
+INTROSPECT_SCOPE = "introspect"
 
 
 class GrantType(StrEnum):

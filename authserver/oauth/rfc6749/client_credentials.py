@@ -27,7 +27,7 @@ from flask import current_app
 
 from authserver.oauth.tokens import issue_client_credentials_token
 from authserver.oauth.wire import safe_description
-from authserver.smart.client_types import AuthMethod, GrantType
+from authserver.smart.client_types import INTROSPECT_SCOPE, AuthMethod, GrantType
 from authserver.smart.configuration import Features
 from authserver.smart.grammar import Scope, ScopeError, format_scopes, narrow, scope_set
 from authserver.urls import normalize_aud
@@ -35,9 +35,6 @@ from authserver.urls import normalize_aud
 __all__ = ["ClientCredentialsGrant", "system_scope"]
 
 
-#: The permission to introspect any token (authserver.oauth.endpoints): granted only in
-#: client_credentials, only to a client an administrator flagged ``can_introspect``.
-INTROSPECT_SCOPE = "introspect"
 
 
 def system_scope(requested: str | None, registered: str, *, can_introspect: bool = False
