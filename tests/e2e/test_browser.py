@@ -10,64 +10,17 @@ served over HTTP on its own port. Skipped, saying why, where no browser can be h
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
+from tests.e2e.conftest import Served
 from tests.helpers import verify_jwt
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
-                 "--disable-component-update", "--no-first-run"]
 LAB = ("patient/Observation.rs?category="
        "http://terminology.hl7.org/CodeSystem/observation-category|laboratory")
 
 pytestmark = pytest.mark.e2e
-
-
-class _Served:
-    """A WSGI app on 127.0.0.1 (ephemeral port); the app is made once the URL is known."""
-
-    def __init__(self) -> None:
-        self.app: Callable | None = None
-        self.server = make_server("127.0.0.1", 0, self, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __call__(self, environ, start_response):  # noqa: ANN001, ANN204
-        return self.app(environ, start_response)
-
-    def start(self, app: Callable) -> _Served:
-        self.app = app
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def browser() -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no browser: Debian chromium is not installed at {CHROMIUM} "
-                    "(.ci/install-browser installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as pw:
-        try:
-            chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                          headless=True)
-        except sync_api.Error as exc:
-            pytest.skip(f"no browser: {CHROMIUM} does not start ({str(exc)[:200]})")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
@@ -77,12 +30,12 @@ def demo(app, base_url) -> Iterator[dict]:
     from authserver.demo.app import create_demo_app
     from authserver.demo.fhir import create_fhir_app
 
-    fhir = _Served()
+    fhir = Served()
     fhir_base = fhir.url + "/fhir"
     fhir.start(create_fhir_app(base_url, fhir_base))
     # This test's FHIR server is one the authorization server protects (a valid `aud`).
     app.config["FHIR_BASE_URLS"] = [*app.config["FHIR_BASE_URLS"], fhir_base]
-    demo_app = _Served()
+    demo_app = Served()
     with app.app_context():
         info = seed(demo_app.url)
     demo_app.start(create_demo_app(issuer=base_url, fhir_base=fhir_base,

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, _Served
+from tests.e2e.conftest import Served
 from tests.helpers import make_client, verify_jwt
 
 BUNDLE = Path(__file__).parent / "interop/node_modules/fhirclient/build/fhir-client.js"
@@ -110,25 +110,11 @@ class SmartApp:
 
 
 @pytest.fixture
-def browser() -> Iterator:
+def browser(browser):  # noqa: ANN001, ANN201 - the shared Chromium, once the bundle is known
     if not BUNDLE.exists():
         pytest.skip(f"no fhirclient bundle: {BUNDLE} is missing (.ci/install-interop "
                     "installs the npm package fhirclient; it needs node and npm)")
-    if not CHROMIUM.exists():
-        pytest.skip(f"no browser: Debian chromium is not installed at {CHROMIUM} "
-                    "(.ci/install-browser installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as pw:
-        try:
-            chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                          headless=True)
-        except sync_api.Error as exc:
-            pytest.skip(f"no browser: {CHROMIUM} does not start ({str(exc)[:200]})")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    return browser
 
 
 @pytest.fixture
@@ -138,12 +124,12 @@ def smart(app, base_url, browser) -> Iterator[SmartApp]:
     from authserver.cli.seed import DEMO_PASSWORD, seed
     from authserver.demo.fhir import create_fhir_app
 
-    fhir = _Served()
+    fhir = Served()
     fhir_base = fhir.url + "/fhir"
     fhir.start(create_fhir_app(base_url, fhir_base))
     # This test's FHIR server is one the authorization server protects (a valid `aud`).
     app.config["FHIR_BASE_URLS"] = [*app.config["FHIR_BASE_URLS"], fhir_base]
-    static = _Served()
+    static = Served()
     with app.app_context():
         # The demo users and patients; the demo app it registers too is not used here (its
         # address, the discard port, is not the test app's origin).
