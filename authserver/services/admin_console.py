@@ -216,21 +216,28 @@ def _register_backend(owner: User, name: str, scope: str, keys: dict[str, Any]
     return body
 
 
+def _set_permission(client_id: str, flag: str, value: bool, by: int | None,
+                    events: tuple[str, str]) -> dict[str, Any]:
+    """Set an administrator-only flag of an app (granting one also marks the app verified)
+    and audit it as ``events[0]`` (granted) or ``events[1]`` (taken away)."""
+    row = store.clients.any_client(client_id)
+    if row is None or row.kind != "app":
+        raise AdminError(f"no app {client_id!r}")
+    setattr(row, flag, value)
+    if value:
+        row.verified = True
+    audit.record(events[0] if value else events[1], user_id=by, client_id=client_id)
+    return {"client_id": row.client_id, flag: getattr(row, flag)}
+
+
 @store.transaction()
 def set_client_introspect(client_id: str, allowed: bool, *, by: int | None = None
                           ) -> dict[str, Any]:
     """Give or take an app's permission to introspect other clients' tokens (an
     administrator's act: it also marks the app verified). Takes effect at the next
     /introspect call of the app, its tokens included."""
-    row = store.clients.any_client(client_id)
-    if row is None or row.kind != "app":
-        raise AdminError(f"no app {client_id!r}")
-    row.can_introspect = allowed
-    if allowed:
-        row.verified = True
-    audit.record("client.introspect_allowed" if allowed else "client.introspect_denied",
-                 user_id=by, client_id=client_id)
-    return {"client_id": row.client_id, "can_introspect": row.can_introspect}
+    return _set_permission(client_id, "can_introspect", allowed, by,
+                           ("client.introspect_allowed", "client.introspect_denied"))
 
 
 @store.transaction()
@@ -238,15 +245,8 @@ def set_client_pre_approved(client_id: str, approved: bool, *, by: int | None = 
                             ) -> dict[str, Any]:
     """Let clinicians' EHR launches of an app skip the consent page (or not). Patients
     always see the page. An administrator's act: it also marks the app verified."""
-    row = store.clients.any_client(client_id)
-    if row is None or row.kind != "app":
-        raise AdminError(f"no app {client_id!r}")
-    row.pre_approved = approved
-    if approved:
-        row.verified = True
-    audit.record("client.pre_approved" if approved else "client.pre_approval_withdrawn",
-                 user_id=by, client_id=client_id)
-    return {"client_id": row.client_id, "pre_approved": row.pre_approved}
+    return _set_permission(client_id, "pre_approved", approved, by,
+                           ("client.pre_approved", "client.pre_approval_withdrawn"))
 
 
 # ---- initial access tokens (RFC 7591 §3) ----------------------------------------------

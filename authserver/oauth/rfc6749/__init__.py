@@ -9,9 +9,8 @@ https://www.rfc-editor.org/rfc/rfc6749
 
 from authserver.oauth.rfc6749.authorization_code import Authorization, AuthorizationCodeGrant
 from authserver.oauth.rfc6749.client_credentials import ClientCredentialsGrant, system_scope
-from authserver.oauth.rfc6749.common import CLIENT_AUTH_METHODS, authenticate_for_grant
+from authserver.oauth.rfc6749.common import CLIENT_AUTH_METHODS
 from authserver.oauth.rfc6749.refresh_token import RefreshTokenGrant
 
 __all__ = ["CLIENT_AUTH_METHODS", "Authorization", "AuthorizationCodeGrant",
-           "ClientCredentialsGrant", "RefreshTokenGrant", "authenticate_for_grant",
-           "system_scope"]
+           "ClientCredentialsGrant", "RefreshTokenGrant", "system_scope"]

@@ -1,7 +1,6 @@
-"""What the RFC 6749 grants share: the client authentication methods of /token, the client
-check of a grant request, and when a refresh token is issued.
+"""What the RFC 6749 grants share: the client authentication methods of /token, and when a
+refresh token is issued.
 
-- RFC 6749 §5.2 ``unauthorized_client``: https://www.rfc-editor.org/rfc/rfc6749#section-5.2
 - ``offline_access`` refresh tokens slide 90 days (ONC (g)(10)); ``online_access`` ones die
   with the user's sign-in session (SMART App Launch 2.2).
 """
@@ -10,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from flask import current_app
 
 from authserver import clock, store
 from authserver.smart.client_types import AuthMethod, GrantType
 from authserver.smart.grammar import parse_scopes
 
-__all__ = ["CLIENT_AUTH_METHODS", "authenticate_for_grant", "refresh_policy"]
+__all__ = ["CLIENT_AUTH_METHODS", "refresh_policy"]
 
 #: Every method, in this order (plain strings: Authlib formats the list into an error text).
 CLIENT_AUTH_METHODS = [m.value for m in AuthMethod]
@@ -36,16 +34,3 @@ def refresh_policy(client: Any, scope: str, session_id: str | None) -> tuple[boo
         if sess is not None:
             return True, sess.expires_at, session_id
     return False, None, None
-
-
-def authenticate_for_grant(grant: Any) -> Any:
-    """Authenticate the client at the token endpoint and check it may use the grant type
-    (RFC 6749 §5.2 ``unauthorized_client``); sets and returns ``request.client``."""
-    client = grant.authenticate_token_endpoint_client()
-    if not client.check_grant_type(grant.GRANT_TYPE):
-        raise UnauthorizedClientError(
-            f"The client is not authorized to use 'grant_type={grant.GRANT_TYPE}'")
-    grant.request.client = client  # (the server noted it for the answer's CORS headers)
-    return client
-
-

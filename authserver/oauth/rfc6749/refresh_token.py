@@ -24,7 +24,6 @@ from authserver import store
 from authserver.oauth.ceilings import ceiling_for
 from authserver.oauth.rfc6749.common import (
     CLIENT_AUTH_METHODS,
-    authenticate_for_grant,
     refresh_policy,
 )
 from authserver.oauth.tokens import issue_tokens
@@ -51,6 +50,16 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
+    def _authenticated_client(self) -> Any:
+        """The client that authenticated at the token endpoint, allowed this grant type
+        (RFC 6749 §5.2 ``unauthorized_client``)."""
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError(
+                f"The client is not authorized to use 'grant_type={self.GRANT_TYPE}'")
+        self.request.client = client  # (the server noted it for the answer's CORS headers)
+        return client
+
     def _public_client_of(self, row: Any) -> Any:
         """SMART App Launch 2.2 (refresh, public apps): authentication is "not possible
         (and thus not required)", and RFC 6749 §6 requires it of confidential clients only,
@@ -72,7 +81,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def validate_token_request(self) -> None:
         value = self.request.form.get("refresh_token")
         if _sends_credentials(self.request):
-            client = authenticate_for_grant(self)
+            client = self._authenticated_client()
             if not value:
                 raise InvalidRequestError("Missing 'refresh_token'")
             state = store.authorization.refresh_state(value)
