@@ -16,3 +16,13 @@ def sha256_hex(value: str) -> str:
 def new_secret(nbytes: int = 32) -> str:
     """A fresh high-entropy value (default 256 bits), URL safe."""
     return secrets.token_urlsafe(nbytes)
+
+
+def new_identifier(nbytes: int = 18) -> str:
+    """A fresh public identifier (a ``client_id``): URL safe like :func:`new_secret`, but
+    never beginning with ``-`` or ``_``, so that it can be typed as an argument of the
+    command line (``authserver client show ID``) without being read as an option."""
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if value[0] not in "-_":
+            return value

@@ -20,7 +20,6 @@ token's use, the client, its origins and the audit row commit together.
 from __future__ import annotations
 
 import json
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
@@ -74,7 +73,7 @@ def _store_client(meta: dict[str, Any], *, kind: str, owner_id: int | None = Non
     method = meta["token_endpoint_auth_method"]
     secret = digests.new_secret(32) if method in SECRET_METHODS else None
     client = store.clients.add_client(
-        client_id=secrets.token_urlsafe(18),
+        client_id=digests.new_identifier(18),
         client_secret_hash=digests.sha256_hex(secret) if secret else None,
         client_name=meta["client_name"],
         token_endpoint_auth_method=method,

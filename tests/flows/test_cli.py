@@ -259,6 +259,22 @@ def test_registration_token_bad_input_fails(instance):
     fails(run(instance, "registration-token", "revoke", "999999"), "no registration token")
 
 
+def test_a_client_id_that_looks_like_an_option_goes_after_double_dash(instance, monkeypatch):
+    """New ids never begin with ``-``; one made before that rule still works after ``--``,
+    as the README says."""
+    from authserver import digests
+
+    monkeypatch.setattr(digests, "new_identifier", lambda nbytes=18: "-Xy" + "a" * 21)
+    body = ok_json(run(instance, "client", "create", "--name", "Old id", "--redirect-uri",
+                       "https://old.example/cb", "--auth-method", "client_secret_basic"))
+    assert body["client_id"] == "-Xy" + "a" * 21
+    assert run(instance, "client", "permissions", "--introspect", body["client_id"]
+               ).returncode != 0  # read as an option, as click does
+    assert ok_json(run(instance, "client", "permissions", "--introspect", "--",
+                       body["client_id"])) == {"client_id": body["client_id"],
+                                               "can_introspect": True}
+
+
 def test_client_create_can_introspect_and_permissions(instance):
     body = ok_json(run(instance, "client", "create", "--name", "Auditor", "--redirect-uri",
                        "https://auditor.example/cb", "--auth-method", "client_secret_basic",
