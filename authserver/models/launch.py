@@ -41,6 +41,10 @@ class PendingAuthorization(db.Model):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64))
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: What validation established on arrival (redirect URI, audience, allowed scope, the
+    #: launch's row id): later steps re-check only what can change since. None for a row
+    #: parked before this column existed (read as expired: the app starts again).
+    validated: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: Set once a user has signed in for this request (the request is theirs from then on).
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     patient: Mapped[str | None] = mapped_column(String(64))

@@ -11,6 +11,7 @@ from typing import Any
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from flask import Flask, current_app
@@ -102,8 +103,32 @@ class SmartAuthorizationServer(AuthorizationServer):
         row = store.clients.find_client(client_id)
         return OAuthClient(row) if row is not None and row.kind == "app" else None
 
+    def resumed_grant(self, request: OAuth2Request, client: OAuthClient,
+                      redirect_uri: str) -> Any:
+        """The authorization-code grant of a request validated when it arrived (a parked
+        one), with the client and redirect URI it was validated with, not validated again
+        (the caller re-checks what can have changed since)."""
+        grant = self.get_authorization_grant(request)
+        grant.request.client = client  # what Authlib's validation would have set
+        grant.redirect_uri = redirect_uri
+        return grant
+
+    def authorization_response(self, grant: Any, grant_user: Any) -> Any:
+        """Authlib's ``create_authorization_response`` for a grant validated earlier: the
+        code (or ``access_denied`` when ``grant_user`` is None) back to the redirect URI;
+        an error while issuing (a launch used meanwhile) goes there too, with ``state``."""
+        try:
+            response = self.handle_response(
+                *grant.create_authorization_response(grant.redirect_uri, grant_user))
+        except OAuth2Error as error:
+            error.state = grant.request.payload.state
+            error.redirect_uri = error.redirect_uri or grant.redirect_uri
+            response = self.handle_error_response(grant.request, error)
+        grant.execute_hook("after_authorization_response", response)
+        return response
+
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
-        # A parked /authorize request is re-validated from its stored parameters.
+        # A parked /authorize request is rebuilt from its stored parameters.
         if isinstance(request, OAuth2Request):
             return request
         return FlaskOAuth2Request(flask_request)

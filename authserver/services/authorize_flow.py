@@ -21,7 +21,6 @@ from authlib.oidc.core.errors import (
     InteractionRequiredError,
     LoginRequiredError,
 )
-from flask import current_app
 
 from authserver import audit, clock, store
 from authserver.oauth import server as oauth_server
@@ -29,11 +28,9 @@ from authserver.oauth.ceilings import ceiling_for
 from authserver.oauth.rfc6749 import Authorization
 from authserver.services.authorize_request import (
     KNOWN_PARAMS,
-    MultiPayload,
     Parked,
-    error_step,
-    parked_request,
-    revalidate,
+    load,
+    park,
     session_mark,
 )
 from authserver.services.authorize_steps import (
@@ -66,17 +63,8 @@ __all__ = ["begin", "resume", "signed_out", "decide", "choose_patient", "picker_
 def begin(values: Any, sess: UserSession | None = None) -> Step:
     """A new /authorize request (GET query or POST form): validate and park it. ``sess`` is
     the sign-in the browser already has, if any."""
-    req = parked_request({k: v for k, v in values.items(multi=False)})
-    req.payload = MultiPayload(values)
-    try:
-        grant = oauth_server.current().get_consent_grant(request=req, end_user=None)
-    except OAuth2Error as error:
-        return error_step(req, error)
-    params = {k: values.get(k) for k in KNOWN_PARAMS if values.get(k) is not None}
-    rid = store.interaction.park_request(grant.client.client_id, params,
-                                         current_app.config["PENDING_AUTHORIZATION_LIFETIME"],
-                                         note=session_mark(sess))
-    return SignIn(f"/authorize/continue?req={rid}")
+    rid = park(values, note=session_mark(sess))
+    return SignIn(f"/authorize/continue?req={rid}") if isinstance(rid, str) else rid
 
 
 def _needs_patient(scopes: list[Scope]) -> bool:
@@ -178,8 +166,7 @@ def _issue(parked: Parked, user: User, sess: UserSession, granted: list[Scope],
         ctx = {k: v for k, v in ctx.items() if k != "patient"}
     who = Authorization(user=user, session_id=sess.id, auth_time=sess.auth_time,
                         scope=format_scopes(granted), context=ctx, launch_row=parked.launch)
-    resp = oauth_server.current().create_authorization_response(
-        request=parked.req, grant_user=who, grant=parked.grant)
+    resp = oauth_server.current().authorization_response(parked.grant, who)
     store.interaction.drop_pending(parked.pending)
     return Redirect(resp.headers["Location"])
 
@@ -223,7 +210,7 @@ def signed_out(rid: str) -> Step:
     ``prompt=none`` (OIDC Core §3.1.2.6) ``login_required`` sent back to the app."""
     pending = store.interaction.get_pending(rid)
     if pending is not None and "none" in _prompts(pending):
-        parked = revalidate(pending)
+        parked = load(pending)
         return parked.refuse(LoginRequiredError()) if isinstance(parked, Parked) else parked
     return _sign_in_step(rid)
 
@@ -234,7 +221,7 @@ def resume(rid: str, user: User, sess: UserSession) -> Step:
     pending = store.interaction.get_pending(rid)
     if pending is None:
         return EXPIRED
-    parked = revalidate(pending)
+    parked = load(pending)
     if not isinstance(parked, Parked):
         return parked
     prompts = _prompts(pending)
@@ -327,7 +314,7 @@ def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[
     pending = store.interaction.get_pending(rid)
     if pending is None or pending.user_id != user.id:
         return EXPIRED
-    parked = revalidate(pending)
+    parked = load(pending)
     if not isinstance(parked, Parked):
         return parked
     try:
@@ -342,8 +329,7 @@ def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[
     if not granted:
         audit.record("consent.denied", user_id=user.id, client_id=pending.client_id)
         store.interaction.drop_pending(pending)
-        resp = oauth_server.current().create_authorization_response(
-            request=parked.req, grant_user=None, grant=parked.grant)
+        resp = oauth_server.current().authorization_response(parked.grant, None)
         return Redirect(resp.headers["Location"])
     store.interaction.save_consent(user.id, pending.client_id, format_scopes(granted),
                                    " ".join(i.value for i in items))

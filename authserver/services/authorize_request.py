@@ -1,6 +1,8 @@
-"""A parked /authorize request: validated on arrival, kept server side by a handle, and
-validated again at each later step (the client, its redirect URIs and scopes, and the
-launch may have changed since).
+"""A parked /authorize request: validated once on arrival and stored with what validation
+established (:class:`Validated`); each later step re-checks only what can change in the
+minutes between (:func:`load`): the app disabled, or its redirect URI, response type or
+scopes taken away; an EHR launch used or expired. Whether someone is signed in, and who,
+is the flow's question (services/authorize_flow.py).
 
 RFC 6749 §4.1.2.1: while the redirect URI is not trusted, errors are pages
 (:class:`~authserver.services.authorize_steps.ErrorPage`); afterwards they go back to the
@@ -9,24 +11,27 @@ app with ``state`` and ``iss`` (RFC 9207, added by the server's response handler
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import current_app
 
 from authserver import digests, store
 from authserver.oauth import server as oauth_server
+from authserver.oauth.smart_launch import SmartAuthorizeRequest
 from authserver.oauth.wire import quote_param
-from authserver.services.authorize_steps import ErrorPage, Redirect, Step
+from authserver.services.authorize_steps import EXPIRED, ErrorPage, Redirect, Step
+from authserver.smart.grammar import format_scopes, scope_set
 
 if TYPE_CHECKING:
     from authserver.models import PendingAuthorization, UserSession
 
-__all__ = ["KNOWN_PARAMS", "MultiPayload", "Parked", "error_step", "parked_request",
-           "revalidate", "session_mark"]
+__all__ = ["KNOWN_PARAMS", "MultiPayload", "Parked", "Validated", "error_step", "load",
+           "park", "parked_request", "session_mark"]
 
 #: Parameters kept with a parked request; anything else is ignored (RFC 6749 §3.1).
 KNOWN_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state", "aud",
@@ -71,10 +76,35 @@ class MultiPayload(BasicOAuth2Payload):
         return self._lists
 
 
+@dataclass(frozen=True)
+class Validated:
+    """What /authorize established when the request arrived: the redirect URI the code goes
+    to, the FHIR server (``aud``), the requested scopes the app may have (in the request's
+    own grammar), and the EHR launch's row id."""
+
+    redirect_uri: str
+    aud: str
+    scope: str
+    launch_id: int | None = None
+
+    @classmethod
+    def of(cls, grant: Any) -> Validated:
+        smart = grant.request.smart
+        return cls(grant.redirect_uri, smart.aud, format_scopes(smart.scopes),
+                   smart.launch.id if smart.launch is not None else None)
+
+    @classmethod
+    def stored(cls, value: Any) -> Validated | None:
+        try:
+            return cls(**value) if isinstance(value, dict) else None
+        except TypeError:
+            return None
+
+
 @dataclass
 class Parked:
-    """A parked request, validated again for this step (client, redirect URI, scope and
-    launch may have changed since it was parked)."""
+    """A parked request for this step: the stored row, and Authlib's grant rebuilt with
+    what was validated on arrival and re-checked for this step."""
 
     pending: PendingAuthorization
     grant: Any
@@ -92,12 +122,48 @@ class Parked:
         return error_step(self.req, error)
 
 
-def revalidate(pending: PendingAuthorization) -> Parked | Step:
-    """Validate ``pending`` again (Authlib's checks and the SMART ones); an error ends it."""
-    req = parked_request(pending.params)
+def park(values: Any, note: str | None) -> str | Step:
+    """Validate a new /authorize request (Authlib's checks, then the SMART ones) and keep it
+    server side; its handle, or the error step."""
+    req = parked_request({k: v for k, v in values.items(multi=False)})
+    req.payload = MultiPayload(values)
     try:
         grant = oauth_server.current().get_consent_grant(request=req, end_user=None)
     except OAuth2Error as error:
-        store.interaction.drop_pending(pending)
         return error_step(req, error)
-    return Parked(pending, grant, req)
+    params = {k: values.get(k) for k in KNOWN_PARAMS if values.get(k) is not None}
+    return store.interaction.park_request(
+        grant.client.client_id, params, asdict(Validated.of(grant)),
+        current_app.config["PENDING_AUTHORIZATION_LIFETIME"], note=note)
+
+
+def load(pending: PendingAuthorization) -> Parked | Step:
+    """``pending`` for this step, with what can have changed since it arrived re-checked;
+    an error ends it (a page while the app is not trusted, else back to the app)."""
+    validated = Validated.stored(pending.validated)
+    server = oauth_server.current()
+    client = server.query_client(pending.client_id)
+    if validated is None:  # parked by a version before the column: start again
+        store.interaction.drop_pending(pending)
+        return EXPIRED
+    if client is None or not client.check_redirect_uri(validated.redirect_uri) or \
+            not client.check_response_type("code"):
+        store.interaction.drop_pending(pending)
+        return ErrorPage("This app's sign-in request is not valid",
+                         "The app was disabled or changed since it asked. Go back to the app "
+                         "and start again.")
+    req = parked_request(pending.params)
+    parked = Parked(pending, server.resumed_grant(req, client, validated.redirect_uri), req)
+    allowed = set((client.get_allowed_scope(validated.scope) or "").split())
+    scopes = [s for s in scope_set(validated.scope) if s.raw in allowed]
+    if not scopes:
+        return parked.refuse(InvalidScopeError(
+            "None of the requested scopes is allowed for this client"))
+    launch = None
+    if validated.launch_id is not None:
+        launch = store.interaction.live_launch(validated.launch_id)
+        if launch is None:
+            return parked.refuse(InvalidRequestError(
+                "'launch' was already used or has expired"))
+    req.smart = SmartAuthorizeRequest(aud=validated.aud, scopes=scopes, launch=launch)
+    return parked

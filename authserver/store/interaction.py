@@ -66,13 +66,15 @@ def list_consents(user_id: int) -> list[Consent]:
         Consent.user_id == user_id, Consent.revoked_at.is_(None)).order_by(Consent.updated_at)))
 
 
-def park_request(client_id: str, params: dict[str, str], lifetime: int,
-                 note: str | None = None) -> str:
-    """Keep a validated /authorize request server side; returns its (random) handle."""
+def park_request(client_id: str, params: dict[str, str], validated: dict[str, Any],
+                 lifetime: int, note: str | None = None) -> str:
+    """Keep a validated /authorize request server side (its parameters and what validation
+    established); returns its (random) handle."""
     rid = new_secret(24)
     t = now()
     db.session.add(PendingAuthorization(id=rid, client_id=client_id, params=params,
-                                        note=note, created_at=t, expires_at=t + lifetime))
+                                        validated=validated, note=note, created_at=t,
+                                        expires_at=t + lifetime))
     return rid
 
 
@@ -114,6 +116,14 @@ def find_launch(value: str) -> LaunchContext | None:
         return None
     row = db.session.scalars(select(LaunchContext).where(
         LaunchContext.launch_hash == sha256_hex(value))).first()
+    if row is None or row.consumed_at is not None or row.expires_at <= now():
+        return None
+    return row
+
+
+def live_launch(launch_id: int) -> LaunchContext | None:
+    """The launch context by its row id while it is unexpired and unused, or None."""
+    row = db.session.get(LaunchContext, launch_id)
     if row is None or row.consumed_at is not None or row.expires_at <= now():
         return None
     return row
