@@ -6,18 +6,17 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from authserver.auth import session as auth
 from authserver.auth import totp
+from authserver.views.login import second_factor_step
 
 bp = Blueprint("enrol", __name__)
 
 
 @bp.route("/login/enrol", methods=["GET", "POST"])
 def enrol():
-    nxt = auth.safe_next(request.values.get("next"))
-    user = auth.pending_user()
-    if user is None:
-        return redirect(url_for("login.login", next=nxt), 303)
-    if user.has_totp:
-        return redirect(url_for("login.totp", next=nxt), 303)
+    step = second_factor_step(enrolled=False)
+    if not isinstance(step, tuple):
+        return step
+    user, nxt = step
     secret = auth.enrolment_secret(user)
     uri = totp.provisioning_uri(secret, user.username, current_app.config["TOTP_ISSUER"])
     if request.method == "POST":

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from authserver import clock
 from authserver.auth import session as auth
@@ -69,15 +71,27 @@ def _totp_locked_page(until: int, nxt: str, status: int):
         "Retry-After": str(seconds)}
 
 
-@bp.route("/login/totp", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
-def totp():
+def second_factor_step(*, enrolled: bool) -> tuple[Any, str] | Response:
+    """(the user between password and second factor, where they go next), or a redirect:
+    to the password when no one is at this step, to the other second-factor page when the
+    account is (``enrolled``) or is not yet enrolled in TOTP."""
     nxt = auth.safe_next(request.values.get("next"))
     user = auth.pending_user()
     if user is None:
         return redirect(url_for("login.login", next=nxt), 303)
-    if not user.has_totp:
-        return redirect(url_for("enrol.enrol", next=nxt), 303)
+    if user.has_totp != enrolled:
+        return redirect(url_for("login.totp" if user.has_totp else "enrol.enrol", next=nxt),
+                        303)
+    return user, nxt
+
+
+@bp.route("/login/totp", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def totp():
+    step = second_factor_step(enrolled=True)
+    if not isinstance(step, tuple):
+        return step
+    user, nxt = step
     locked = auth.totp_locked_until(user)
     if locked is not None:
         return _totp_locked_page(locked, nxt, 200 if request.method == "GET" else 429)
