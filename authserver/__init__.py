@@ -8,7 +8,7 @@ __all__ = ["__version__", "create_app"]
 __version__ = "0.1.0"
 
 
-def create_app(test_config: dict[str, Any] | None = None):  # noqa: ANN201 - Flask imported lazily
+def create_app(test_config: dict[str, Any] | None = None):  # Flask imported lazily
     """Build the Flask application (see :mod:`authserver.app`)."""
     from authserver.app import create_app as _create_app
 

@@ -25,5 +25,5 @@ def record(
                           client_id=client_id, ip=ip, detail=clean)
 
 
-def init_app(app: Flask) -> None:  # noqa: ARG001 - symmetry with the other features
+def init_app(app: Flask) -> None:  # symmetry with the other features
     return None

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hotpath import time_calls, wsgi_caller  # noqa: E402
+from hotpath import time_calls, wsgi_caller
 
 
 def main() -> int:

@@ -52,7 +52,7 @@ def create_app() -> Flask:
         "default", TokenGenerator(os.environ.get("REFERENCE_ISSUER", "http://127.0.0.1"), jwks))
 
     @app.post("/token")
-    def token():  # noqa: ANN202
+    def token():
         return server.create_token_response()
 
     return app

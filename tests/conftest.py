@@ -108,7 +108,7 @@ class _Dispatch:
     def __init__(self) -> None:
         self.app = None
 
-    def __call__(self, environ, start_response):  # noqa: ANN001, ANN204
+    def __call__(self, environ, start_response):
         return self.app(environ, start_response)
 
 

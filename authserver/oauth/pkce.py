@@ -26,7 +26,7 @@ class S256CodeChallenge(CodeChallenge):
     def __init__(self) -> None:
         super().__init__(required=True)
 
-    def validate_code_challenge(self, grant, redirect_uri):  # noqa: ANN001, ANN201
+    def validate_code_challenge(self, grant, redirect_uri):
         data = grant.request.payload.data
         # SMART: code_challenge and code_challenge_method are REQUIRED of every client.
         if not data.get("code_challenge"):
@@ -38,7 +38,7 @@ class S256CodeChallenge(CodeChallenge):
             raise InvalidRequestError("Unsupported 'code_challenge_method': only 'S256'")
         return super().validate_code_challenge(grant, redirect_uri)
 
-    def validate_code_verifier(self, grant, result):  # noqa: ANN001, ANN201
+    def validate_code_verifier(self, grant, result):
         # Every code was issued with a challenge, so every redemption needs its verifier,
         # whatever the client's authentication.
         if not grant.request.form.get("code_verifier"):

@@ -298,6 +298,6 @@ def _check_public_jwk(key: Any) -> str:
 
         if KeySet.import_key_set({"keys": [key]}).keys[0].is_private:
             raise ValueError("private key")
-    except Exception:  # noqa: BLE001 - any parse failure is the client's bad input
+    except Exception:  # any parse failure is the client's bad input
         raise _bad(f"key '{kid}' is not a valid public key") from None
     return kid

@@ -136,7 +136,7 @@ class SmartAuthorizationServer(AuthorizationServer):
     def save_token(self, token: dict, request: Any) -> None:
         return None  # the grants persist what they issue
 
-    def handle_response(self, status_code: int, payload: Any, headers: Any):  # noqa: ANN201
+    def handle_response(self, status_code: int, payload: Any, headers: Any):
         # RFC 9207 §2: every authorization response, errors included, carries `iss`.
         if status_code == 302:
             headers = [(k, add_params_to_uri(v, {"iss": current_app.config["ISSUER"]})

@@ -41,7 +41,7 @@ def developer(user):
         400 if error else 200)
 
 
-def render_console(user, status: int = 200, **extra):  # noqa: ANN001, ANN201
+def render_console(user, status: int = 200, **extra):
     """The admin console page; ``extra`` carries error / created / invited."""
     from authserver.services import policies
 

@@ -25,7 +25,7 @@ class Served:
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.05}, daemon=True)
 
-    def __call__(self, environ, start_response):  # noqa: ANN001, ANN204
+    def __call__(self, environ, start_response):
         return self.app(environ, start_response)
 
     def start(self, app: Callable) -> Served:

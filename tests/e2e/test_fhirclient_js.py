@@ -83,7 +83,7 @@ def app_html(body: str) -> str:
 def _static_app(bundle: bytes, pages: dict[str, str]) -> Callable:
     """The test app's origin: the fhirclient bundle and the pages a test put in ``pages``."""
 
-    def wsgi(environ, start_response):  # noqa: ANN001, ANN202
+    def wsgi(environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == "/fhir-client.js":
             body, ctype = bundle, "text/javascript; charset=utf-8"
@@ -110,7 +110,7 @@ class SmartApp:
 
 
 @pytest.fixture
-def browser(browser):  # noqa: ANN001, ANN201 - the shared Chromium, once the bundle is known
+def browser(browser):  # the shared Chromium, once the bundle is known
     if not BUNDLE.exists():
         pytest.skip(f"no fhirclient bundle: {BUNDLE} is missing (.ci/install-interop "
                     "installs the npm package fhirclient; it needs node and npm)")
@@ -167,7 +167,7 @@ class Tab:
             error = self.page.locator("#error")
             shown = error.inner_text(timeout=1_000) if error.count() else ""
             text = self.page.inner_text("body", timeout=1_000)[:1500]
-        except Exception as exc:  # noqa: BLE001 - a report, whatever the page's state
+        except Exception as exc:  # a report, whatever the page's state
             shown, text = "", f"(page unreadable: {exc})"
         return (f"\n  url: {self.page.url}\n  #error: {shown or '-'}\n  page text: {text!r}"
                 f"\n  browser console: {self.log or '-'}")

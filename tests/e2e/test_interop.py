@@ -129,7 +129,7 @@ def _sign_in_and_consent(base_url: str, client: dict, authorization_url: str) ->
     return location
 
 
-def _run_openid_client(node: str, base_url: str, client: dict, tamper=None,  # noqa: ANN001
+def _run_openid_client(node: str, base_url: str, client: dict, tamper=None,
                        **env: str) -> tuple[dict, dict]:
     """One whole launch by openid-client; returns (its first line, its result).
     ``tamper`` (str -> str) changes the redirect before the library sees it."""
@@ -304,7 +304,7 @@ def fhir_server() -> Iterator[dict]:
     """A socket bound now (its port names the FHIR base); the demo app is set later."""
     target: dict = {}
 
-    def dispatch(environ, start_response):  # noqa: ANN001, ANN202
+    def dispatch(environ, start_response):
         return target["app"](environ, start_response)
 
     server = make_server("127.0.0.1", 0, dispatch, threaded=True)

@@ -96,7 +96,7 @@ def _statements_of_one_preflight(app, base_url: str, origin: str) -> tuple[int, 
 
     seen: list[str] = []
 
-    def count(conn, cursor, statement, *args):  # noqa: ANN001, ANN202
+    def count(conn, cursor, statement, *args):
         seen.append(statement)
 
     with app.app_context():

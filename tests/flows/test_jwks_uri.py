@@ -40,7 +40,7 @@ class JwksServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 outer.hits += 1
                 self.send_response(outer.status)
                 self.send_header("Content-Type", "application/json")

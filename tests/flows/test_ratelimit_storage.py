@@ -101,7 +101,7 @@ def test_db_storage_incr_is_atomic_across_threads(storage, ctx):
         try:
             for _ in range(25):
                 seen.append(storage.incr("race", 60))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=hammer) for _ in range(8)]

@@ -33,7 +33,7 @@ def test_transaction_commits_the_block_once_and_nested_blocks_join_it(ctx):
     commits: list[int] = []
     from sqlalchemy import event
 
-    def count(_session):  # noqa: ANN001
+    def count(_session):
         commits.append(1)
 
     event.listen(db.session, "after_commit", count)

@@ -119,7 +119,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
         return store.accounts.get_user(authorization_code.user_id)
 
-    def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None,  # noqa: ANN001, ANN201
+    def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None,
                        include_refresh_token=True):
         code: AuthorizationCode = self.request.authorization_code
         client = self.request.client
