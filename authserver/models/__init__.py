@@ -15,7 +15,7 @@ from authserver.models.tokens import (
     RefreshToken,
     RevokedToken,
 )
-from authserver.models.users import User, UserSession
+from authserver.models.users import PasswordReset, RecoveryCode, User, UserSession
 
 __all__ = [
     "AuditEvent",
@@ -27,9 +27,11 @@ __all__ = [
     "Grant",
     "Invitation",
     "LaunchContext",
+    "PasswordReset",
     "Patient",
     "PendingAuthorization",
     "RateLimitCounter",
+    "RecoveryCode",
     "RefreshToken",
     "RegistrationToken",
     "RevokedToken",
