@@ -15,8 +15,8 @@ from authserver.smart.consent import ConsentItem
 if TYPE_CHECKING:
     from authserver.models import PendingAuthorization
 
-__all__ = ["Consent", "ErrorPage", "EXPIRED", "PickPatient", "Redirect", "SignIn", "Step",
-           "display_host"]
+__all__ = ["Consent", "ErrorPage", "EXPIRED", "Offer", "PickPatient", "Redirect", "SignIn",
+           "Step", "display_host"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,23 @@ class Consent:
     #: The values to tick (None: all, a first consent) and when the person last chose.
     ticked: list[str] | None = None
     previous_at: int | None = None
+    #: The patient whose record a clinician is sharing (named on the page), or None.
+    patient: Any = None
+    #: Who is signed in, as the page names them; how long access lasts, in words.
+    signed_in_as: str = ""
+    lasts: str = ""
+    #: "Allow" came with nothing ticked: the page asks once whether Deny was meant.
+    empty_choice: bool = False
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What a signed-in person may grant: the launch context, the consent items, and the
+    patient a clinician acts on (None for a patient's own record)."""
+
+    ctx: dict[str, Any]
+    items: list[ConsentItem]
+    patient: Any = None
 
 
 Step = Redirect | SignIn | ErrorPage | PickPatient | Consent

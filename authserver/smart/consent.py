@@ -42,7 +42,9 @@ __all__ = [
     "ConsentItem",
     "consent_items",
     "describe",
+    "duration_words",
     "granted_from_choice",
+    "how_long",
     "previously_chosen",
 ]
 
@@ -156,21 +158,22 @@ def _category_noun(resource: ResourceScope) -> str | None:
     return _CATEGORY_NOUNS.get((resource.resource_type, system, code))
 
 
-def _whose(context: str, noun: str) -> str:
+def _whose(context: str, noun: str, patient_name: str | None = None) -> str:
     if context == "patient":
-        return f"your {noun}"
+        return f"{patient_name}'s {noun}" if patient_name else f"your {noun}"
     if context == "user":
         return f"{noun} in records you can access"
     return f"{noun} in all records on this server"
 
 
-def _describe_resource(resource: ResourceScope) -> str:
+def _describe_resource(resource: ResourceScope, patient_name: str | None) -> str:
     verbs = _verbs(resource.permissions)
     if resource.resource_type == "*":
         # Wildcards cover data "both now _and in the future_"; the spec says the server
         # "should inform the user" of that.
         whole = {
-            "patient": "all your health records",
+            "patient": f"all of {patient_name}'s health records" if patient_name
+            else "all your health records",
             "user": "all records you can access",
             "system": "all records on this server",
         }[resource.context]
@@ -178,26 +181,50 @@ def _describe_resource(resource: ResourceScope) -> str:
     else:
         noun = _category_noun(resource)
         if noun is not None:
-            return f"{verbs} {_whose(resource.context, noun)}"
+            return f"{verbs} {_whose(resource.context, noun, patient_name)}"
         noun = _TYPE_NOUNS.get(resource.resource_type, f"{resource.resource_type} data")
-        text = f"{verbs} {_whose(resource.context, noun)}"
+        text = f"{verbs} {_whose(resource.context, noun, patient_name)}"
     if resource.params:
         limits = " and ".join(f"{name} is {value}" for name, value in resource.params)
         text += f" (only where {limits})"
     return text
 
 
-def describe(scope: Scope) -> str:
+def describe(scope: Scope, patient_name: str | None = None) -> str:
     """A plain-language sentence for one scope, for a consent page (SMART App Launch
-    #scopes-for-requesting-fhir-resources; wildcards per #wildcard-scopes)."""
+    #scopes-for-requesting-fhir-resources; wildcards per #wildcard-scopes). ``patient/``
+    data is "your ..." unless ``patient_name`` names someone else's record (a clinician's
+    launch: "Alice Example's lab results")."""
     if scope.resource is not None:
-        return _describe_resource(scope.resource)
+        return _describe_resource(scope.resource, patient_name)
     if scope.kind == "launch_context":
         base = launch_base(scope.raw)
         if base in _LAUNCH_DESCRIPTIONS:
             return _LAUNCH_DESCRIPTIONS[base]
         return f"Know which {base.removeprefix('launch/')} record you are working on"
     return _SIMPLE_DESCRIPTIONS.get(scope.kind, scope.raw)
+
+
+def duration_words(seconds: int) -> str:
+    """``3600`` -> "one hour", ``90 * 86400`` -> "90 days": the largest whole unit."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"one {unit}" if count == 1 else f"{count} {unit}s"
+    return f"{seconds} seconds"
+
+
+def how_long(values: set[str], access_seconds: int, offline_seconds: int) -> str:
+    """What the consent page says about how long access lasts, for the requested items:
+    ``offline_access`` keeps a refresh token alive for ``offline_seconds`` from its last use
+    (ONC (g)(10): at least three months, sliding), ``online_access`` until sign-out, and
+    otherwise one access token's lifetime."""
+    if "offline_access" in values:
+        return (f"The app can stay connected for up to {duration_words(offline_seconds)} after "
+                "it last uses your choice, until you revoke it on your account page.")
+    if "online_access" in values:
+        return "The app stays connected until you sign out."
+    return f"Access lasts {duration_words(access_seconds)}; then the app must ask again."
 
 
 # ---------------------------------------------------------------------------
@@ -241,21 +268,24 @@ def _category_scopes(scope: Scope) -> list[Scope]:
     ]
 
 
-def consent_items(requested: list[Scope]) -> list[ConsentItem]:
+def consent_items(requested: list[Scope], patient_name: str | None = None
+                  ) -> list[ConsentItem]:
     """One consent item per requested scope, in request order, its ``value`` exactly the
     requested string (v1 stays v1).
 
     A whole-type Condition / Observation scope with read or search permission is followed
     by its category items (``parent`` = its value): optional narrowing, all ticked by
     default. Values are unique (first kept). Category items use SMART App Launch
-    #finer-grained-resource-constraints-using-search-parameters.
+    #finer-grained-resource-constraints-using-search-parameters. ``patient_name``: see
+    :func:`describe`.
     """
     items: list[ConsentItem] = []
     seen: set[str] = set()
 
     def add(item_scope: Scope, parent: str | None) -> None:
         seen.add(item_scope.raw)
-        items.append(ConsentItem(value=item_scope.raw, label=describe(item_scope),
+        items.append(ConsentItem(value=item_scope.raw,
+                                 label=describe(item_scope, patient_name),
                                  scope=item_scope, group=_GROUPS[item_scope.kind],
                                  parent=parent))
 

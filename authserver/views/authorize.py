@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from authserver.auth import session as auth
 from authserver.extensions import csrf
 from authserver.services import authorize_flow as flow
 from authserver.services import authorize_steps as steps
-from authserver.smart.consent import describe
+from authserver.urls import is_loopback_host, origin_of
 from authserver.web import error_page
 
 bp = Blueprint("authorize", __name__)
@@ -25,13 +27,42 @@ def _render(step: steps.Step, *, post: bool = False):
             return redirect(location, 303)
         case steps.PickPatient(pending=pending):
             return redirect(url_for("picker.pick", req=pending.id), 303)
-    groups = {}
-    for item in step.items:
-        groups.setdefault(item.group, []).append(item)
-    return render_template("consent.html", client=step.client, items=step.items,
-                           groups=groups, req=step.pending.id, describe=describe,
+    return render_template("consent.html", step=step, client=step.client, items=step.items,
+                           sections=_sections(step.items), req=step.pending.id,
                            redirect_host=step.redirect_host, ticked=step.ticked,
-                           previous_at=step.previous_at)
+                           previous_at=step.previous_at,
+                           links=_https_links(step.client.client_metadata))
+
+
+#: The consent page's sections, in order, and the item groups each holds.
+_SECTIONS = (("identity", ("identity",)), ("record", ("context", "data")),
+             ("access", ("access",)))
+
+
+def _sections(items: list) -> list[tuple[str, list]]:
+    """(section, its whole-type and simple items) for the sections that have any; category
+    items are shown beneath their parent by the template."""
+    out = []
+    for name, groups in _SECTIONS:
+        kept = [i for i in items if i.group in groups and i.parent is None]
+        if kept:
+            out.append((name, kept))
+    return out
+
+
+def _https_links(metadata: dict) -> dict[str, str]:
+    """The app's registered homepage, privacy policy and terms, where they are https (or
+    http on this machine, as RFC 8252 allows loopback redirect URIs)."""
+    names = {"client_uri": "About the app", "policy_uri": "Privacy policy",
+             "tos_uri": "Terms of use"}
+    links = {}
+    for key, label in names.items():
+        value = metadata.get(key)
+        origin = origin_of(value) if isinstance(value, str) else None
+        if origin and (origin.startswith("https://")
+                       or is_loopback_host(urlsplit(origin).hostname)):
+            links[label] = value
+    return links
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -50,5 +81,6 @@ def resume():
     if request.method == "GET":
         return _render(flow.resume(rid, user, sess))
     step = flow.decide(rid, user, sess, request.form.get("decision", ""),
-                       request.form.getlist("scope"))
+                       request.form.getlist("scope"),
+                       empty_confirmed=request.form.get("empty_confirmed") == "1")
     return _render(step, post=True)
