@@ -24,6 +24,7 @@ from authlib.oidc.core.errors import (
 from flask import current_app
 
 from authserver import audit, clock, store
+from authserver.i18n import gettext
 from authserver.oauth import server as oauth_server
 from authserver.oauth.ceilings import ceiling_for
 from authserver.oauth.rfc6749 import Authorization
@@ -142,7 +143,7 @@ def _offered(parked: Parked, scopes: list[Scope], patient_name: str | None
         # the server grant fewer scopes than requested, saying so in the token response's
         # `scope`. Refusing would break apps that ask for it only in case it is available.
         scopes = [s for s in scopes if s.raw != "launch/encounter"]
-    return consent_items(scopes, patient_name)
+    return consent_items(scopes, patient_name, gettext)
 
 
 def _offer(parked: Parked, user: User) -> Offer | Step:
@@ -155,7 +156,7 @@ def _offer(parked: Parked, user: User) -> Offer | Step:
         return Offer(ctx, _offered(parked, scopes, None))
     # A clinician shares someone else's record: the page names them, never "your".
     patient = store.registry.get_patient(ctx["patient"])
-    name = f"{patient.given} {patient.family}".strip() if patient else "the patient"
+    name = f"{patient.given} {patient.family}".strip() if patient else gettext("the patient")
     return Offer(ctx, _offered(parked, scopes, name), patient)
 
 
@@ -283,7 +284,7 @@ def _consent_page(parked: Parked, offer: Offer, user: User, consent: Any = None,
                    previous_at=consent.updated_at if consent is not None else None,
                    patient=offer.patient, signed_in_as=user.name or user.username,
                    lasts=how_long({i.value for i in items}, conf["ACCESS_TOKEN_LIFETIME"],
-                                  conf["OFFLINE_REFRESH_LIFETIME"]),
+                                  conf["OFFLINE_REFRESH_LIFETIME"], gettext),
                    empty_choice=chosen is not None)
 
 

@@ -10,6 +10,7 @@ from authserver.auth import session as auth
 from authserver.extensions import csrf
 from authserver.services import authorize_flow as flow
 from authserver.services import authorize_steps as steps
+from authserver.smart.wording import N_
 from authserver.urls import is_loopback_host, origin_of
 from authserver.web import error_page
 
@@ -53,8 +54,8 @@ def _sections(items: list) -> list[tuple[str, list]]:
 def _https_links(metadata: dict) -> dict[str, str]:
     """The app's registered homepage, privacy policy and terms, where they are https (or
     http on this machine, as RFC 8252 allows loopback redirect URIs)."""
-    names = {"client_uri": "About the app", "policy_uri": "Privacy policy",
-             "tos_uri": "Terms of use"}
+    names = {"client_uri": N_("About the app"), "policy_uri": N_("Privacy policy"),
+             "tos_uri": N_("Terms of use")}  # translated by the template
     links = {}
     for key, label in names.items():
         value = metadata.get(key)
