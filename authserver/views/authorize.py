@@ -19,8 +19,8 @@ def _render(step: steps.Step, *, post: bool = False):
         case steps.Redirect(location=location):
             # RFC 9700 §4.12: 303 after a POST, so the browser does not re-POST credentials.
             return redirect(location, 303 if post else 302)
-        case steps.ErrorPage(title=title, message=message, status=status):
-            return error_page(title, message, status)
+        case steps.ErrorPage(title=title, message=message, status=status, app=app):
+            return error_page(title, message, status, app=app)
         case steps.SignIn(location=location):
             return redirect(location, 303)
         case steps.PickPatient(pending=pending):
