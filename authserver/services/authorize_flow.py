@@ -12,7 +12,7 @@ Each public function is one unit of work and answers a typed
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
@@ -37,6 +37,7 @@ from authserver.services.authorize_request import (
 )
 from authserver.services.authorize_steps import (
     EXPIRED,
+    AppFace,
     Consent,
     ErrorPage,
     Offer,
@@ -61,14 +62,37 @@ if TYPE_CHECKING:
     from authserver.models import PendingAuthorization, User, UserSession
 
 __all__ = ["begin", "resume", "signed_out", "decide", "choose_patient", "picker_check",
-           "KNOWN_PARAMS"]
+           "KNOWN_PARAMS", "app_signing_in"]
+
+#: Where the sign-in page sends a person back to continue a parked request.
+CONTINUE_PATH = "/authorize/continue"
 
 @store.transaction()
 def begin(values: Any, sess: UserSession | None = None) -> Step:
     """A new /authorize request (GET query or POST form): validate and park it. ``sess`` is
     the sign-in the browser already has, if any."""
     rid = park(values, note=session_mark(sess))
-    return SignIn(f"/authorize/continue?req={rid}") if isinstance(rid, str) else rid
+    return SignIn(f"{CONTINUE_PATH}?req={rid}") if isinstance(rid, str) else rid
+
+
+def _app_of(client_id: str) -> AppFace | None:
+    client = oauth_server.current().query_client(client_id)
+    return AppFace.of(client.row) if client is not None else None
+
+
+def app_signing_in(next_url: str) -> AppFace | None:
+    """The app a sign-in is for, when its ``next`` continues a parked request
+    (``/authorize/continue?req=<handle>``): None for any other ``next``, an unknown or
+    expired handle, or an app disabled since. The handle is only looked up (read only)."""
+    try:
+        parts = urlsplit(next_url)
+    except ValueError:
+        return None
+    handles = parse_qs(parts.query).get("req") or [None]
+    if parts.path != CONTINUE_PATH or parts.netloc or len(handles) != 1:
+        return None
+    pending = store.interaction.get_pending(handles[0])
+    return _app_of(pending.client_id) if pending is not None else None
 
 
 def _needs_patient(scopes: list[Scope]) -> bool:
@@ -189,7 +213,8 @@ def picker_check(rid: str, user: User) -> ErrorPage | None:
         return EXPIRED
     if user.role != Role.CLINICIAN:
         return ErrorPage("Only clinicians can choose a patient",
-                         "Go back to the app and start again.", 403)
+                         "Go back to the app and start again.", 403,
+                         app=_app_of(pending.client_id))
     return None
 
 
@@ -211,7 +236,7 @@ def _needs_fresh_sign_in(pending: PendingAuthorization, sess: UserSession) -> bo
 
 
 def _sign_in_step(rid: str) -> Step:
-    return SignIn("/login?" + urlencode({"next": f"/authorize/continue?req={rid}"}))
+    return SignIn("/login?" + urlencode({"next": f"{CONTINUE_PATH}?req={rid}"}))
 
 
 @store.transaction()
@@ -239,7 +264,8 @@ def resume(rid: str, user: User, sess: UserSession) -> Step:
         return parked.refuse(LoginRequiredError()) if "none" in prompts else _sign_in_step(rid)
     if not store.interaction.bind_pending(pending, user.id):
         return ErrorPage("This request belongs to another sign-in",
-                         "Go back to the app and start again.", 403)
+                         "Go back to the app and start again.", 403,
+                         app=AppFace.of(parked.grant.client.row))
     try:
         offer = _offer(parked, user)
     except OAuth2Error as error:

@@ -15,8 +15,39 @@ from authserver.smart.consent import ConsentItem
 if TYPE_CHECKING:
     from authserver.models import PendingAuthorization
 
-__all__ = ["Consent", "ErrorPage", "EXPIRED", "Offer", "PickPatient", "Redirect", "SignIn",
-           "Step", "display_host"]
+__all__ = ["AppFace", "Consent", "ErrorPage", "EXPIRED", "Offer", "PickPatient", "Redirect",
+           "SignIn", "Step", "display_host", "https_only"]
+
+
+def https_only(uri: object) -> str | None:
+    """``uri`` when it is an absolute https URL a page may link to or load, else None (an
+    http logo would be mixed content on an https page, an http link a downgrade; the
+    loopback http that registration allows for development is not shown to people)."""
+    if not isinstance(uri, str) or len(uri) > 2000 or any(c.isspace() or ord(c) < 32
+                                                          for c in uri):
+        return None
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return None
+    return uri if parts.scheme == "https" and parts.hostname else None
+
+
+@dataclass(frozen=True)
+class AppFace:
+    """What a page may show of a registered app: its name, and its logo and homepage
+    (``client_uri``, RFC 7591 §2) only as https URLs. Never the request's redirect URI."""
+
+    name: str
+    logo_uri: str | None = None
+    homepage: str | None = None
+
+    @classmethod
+    def of(cls, client: Any) -> AppFace:
+        """From a client row or snapshot (``client_name``, ``client_metadata``)."""
+        meta = getattr(client, "client_metadata", None) or {}
+        return cls(str(getattr(client, "client_name", "") or "the app"),
+                   https_only(meta.get("logo_uri")), https_only(meta.get("client_uri")))
 
 
 @dataclass(frozen=True)
@@ -41,6 +72,8 @@ class ErrorPage:
     title: str
     message: str
     status: int = 400
+    #: The app the page concerns, when it is a registered one (a way back to it).
+    app: AppFace | None = None
 
 
 @dataclass(frozen=True)

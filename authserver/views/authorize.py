@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from authserver.auth import session as auth
@@ -11,7 +9,6 @@ from authserver.extensions import csrf
 from authserver.services import authorize_flow as flow
 from authserver.services import authorize_steps as steps
 from authserver.smart.wording import N_
-from authserver.urls import is_loopback_host, origin_of
 from authserver.web import error_page
 
 bp = Blueprint("authorize", __name__)
@@ -22,8 +19,8 @@ def _render(step: steps.Step, *, post: bool = False):
         case steps.Redirect(location=location):
             # RFC 9700 §4.12: 303 after a POST, so the browser does not re-POST credentials.
             return redirect(location, 303 if post else 302)
-        case steps.ErrorPage(title=title, message=message, status=status):
-            return error_page(title, message, status)
+        case steps.ErrorPage(title=title, message=message, status=status, app=app):
+            return error_page(title, message, status, app=app)
         case steps.SignIn(location=location):
             return redirect(location, 303)
         case steps.PickPatient(pending=pending):
@@ -52,18 +49,12 @@ def _sections(items: list) -> list[tuple[str, list]]:
 
 
 def _https_links(metadata: dict) -> dict[str, str]:
-    """The app's registered homepage, privacy policy and terms, where they are https (or
-    http on this machine, as RFC 8252 allows loopback redirect URIs)."""
+    """The app's registered homepage, privacy policy and terms, where they are https
+    (:func:`~authserver.services.authorize_steps.https_only`)."""
     names = {"client_uri": N_("About the app"), "policy_uri": N_("Privacy policy"),
              "tos_uri": N_("Terms of use")}  # translated by the template
-    links = {}
-    for key, label in names.items():
-        value = metadata.get(key)
-        origin = origin_of(value) if isinstance(value, str) else None
-        if origin and (origin.startswith("https://")
-                       or is_loopback_host(urlsplit(origin).hostname)):
-            links[label] = value
-    return links
+    links = {label: steps.https_only(metadata.get(key)) for key, label in names.items()}
+    return {label: uri for label, uri in links.items() if uri}
 
 
 @bp.route("/authorize", methods=["GET", "POST"])

@@ -26,11 +26,12 @@ def pick():
     if request.method == "POST":
         step = flow.choose_patient(rid, user, request.form.get("patient", ""))
         if step is not None:
-            return error_page(step.title, step.message, step.status)
+            return error_page(step.title, step.message, step.status, app=step.app)
         return redirect(url_for("authorize.resume", req=rid), 303)
     refused = flow.picker_check(rid, user)  # the registry is shown to clinicians only
     if refused is not None:
-        return error_page(refused.title, refused.message, refused.status)
+        return error_page(refused.title, refused.message, refused.status,
+                          app=refused.app)
     q, born = request.args.get("q", "")[:100], request.args.get("birth_date", "")[:10]
     patients = store.registry.search_patients(q, born, limit=SHOWN + 1)
     pending = store.interaction.get_pending(rid)
