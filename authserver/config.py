@@ -9,6 +9,7 @@ instance folder with mode 0600 and reused on every later start.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from pathlib import Path
@@ -90,6 +91,10 @@ DEFAULTS: dict[str, Any] = {
     "TRUST_PROXY": 0,
     # The name authenticator apps show next to a TOTP code.
     "TOTP_ISSUER": "authserver",
+    # The pages' brand: the name in every page's header and title, and a logo beside it
+    # (an https URL or a path on this server; empty: none). Colours: STYLE_* below.
+    "BRAND_NAME": "authserver",
+    "BRAND_LOGO_URL": "",
     # Cookies are Secure when the issuer is https.
     "SESSION_COOKIE_NAME": "authserver_session",
     # Port of the demo FHIR server `authserver demo` starts.
@@ -242,6 +247,7 @@ def validate(conf: dict[str, Any]) -> None:
     _check_rates(conf)
     _check_signing_alg(conf)
     _check_database_url(conf)
+    _check_brand(conf)
 
 
 def _check_issuer(conf: dict[str, Any]) -> None:
@@ -312,3 +318,32 @@ def _check_database_url(conf: dict[str, Any]) -> None:
         conf["DATABASE_URL"] = parsed.set(drivername="postgresql+psycopg").render_as_string(
             hide_password=False
         )
+
+
+_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+_FONTS = re.compile(r"[\w ,'\"-]{1,200}")
+
+
+def _check_brand(conf: dict[str, Any]) -> None:
+    """The brand and style values go into every page and a style sheet: a name of printable
+    characters, a logo that is https (or a path here), colours as #rgb/#rrggbb, a font list."""
+    name = str(conf["BRAND_NAME"]).strip()
+    if not name or len(name) > 80 or not name.isprintable():
+        raise ConfigError(f"{env_name('BRAND_NAME')}: 1 to 80 printable characters")
+    conf["BRAND_NAME"] = name
+    logo = str(conf["BRAND_LOGO_URL"] or "").strip()
+    if logo and not logo.startswith("/"):
+        logo = _check_url("BRAND_LOGO_URL", logo)
+        if not logo.startswith("https://"):
+            raise ConfigError(f"{env_name('BRAND_LOGO_URL')}: must be https (or a path)")
+    if logo.startswith("//") or any(c in logo for c in "\"<> "):
+        raise ConfigError(f"{env_name('BRAND_LOGO_URL')}: {logo!r} is not a usable URL")
+    conf["BRAND_LOGO_URL"] = logo
+    for key in ("STYLE_COLOR_BACKGROUND", "STYLE_COLOR_HIGHLIGHT", "STYLE_COLOR_TEXT"):
+        if not _COLOUR.fullmatch(str(conf[key]).strip()):
+            raise ConfigError(f"{env_name(key)}: a colour such as #0b5fff")
+        conf[key] = str(conf[key]).strip()
+    if not _FONTS.fullmatch(str(conf["STYLE_FONT_FAMILY"]).strip()):
+        raise ConfigError(f"{env_name('STYLE_FONT_FAMILY')}: a CSS font list such as "
+                          "'system-ui, sans-serif'")
+
