@@ -80,7 +80,8 @@ def forgot():
         return _form("forgot.html", passwords.PasswordError("username", "Enter your username."),
                      next=nxt)
     passwords.request_reset(username)
-    return render_template("forgot_sent.html", next=nxt)
+    return render_template("forgot_sent.html", next=nxt,
+                           minutes=current_app.config["PASSWORD_RESET_LIFETIME"] // 60)
 
 
 def _expired():
