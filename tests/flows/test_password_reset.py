@@ -283,9 +283,19 @@ def test_no_reset_token_or_password_reaches_the_logs(app, base_url, inbox, alice
     link, token = _link(inbox)
     _reset(link, "qwerty123456")  # a rule error
     _reset(link)
-    assert _sign_in(base_url, NEW).status_code == 303
+    signed_in = requests.Session()
+    assert _sign_in(base_url, NEW, s=signed_in).status_code == 303
+    # And a change on the account page, a wrong current password first.
+    third = "the third sentence 42"
+    for current in ("wrong current password", NEW):
+        form = signed_in.get(base_url + "/account/password")
+        signed_in.post(base_url + "/account/password", data={
+            "csrf_token": csrf_of(form.text), "current_password": current,
+            "new_password": third, "new_password_confirm": third})
+    assert _sign_in(base_url, third).status_code == 303
     secrets = {"token": token, "old password": PASSWORD, "new password": NEW,
-               "refused password": "qwerty123456"}
+               "refused password": "qwerty123456", "wrong current": "wrong current password",
+               "third password": third}
     records = debug_logs.records
     assert any("/reset/[redacted]" in r.getMessage() for r in records)  # access log seen
     for record in records:
