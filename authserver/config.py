@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "PENDING_AUTHORIZATION_LIFETIME": 1800,  # a request parked while the user signs in
     "SESSION_LIFETIME": 12 * 3600,
     "INVITATION_LIFETIME": 7 * 24 * 3600,  # an e-mailed invitation link (single use)
+    # A forgotten-password link (single use; OWASP: short lived): 60 s to 24 h.
+    "PASSWORD_RESET_LIFETIME": 1800,
     # Outgoing e-mail (invitations). An empty SMTP_HOST disables mail: invitations then fail
     # with a clear error. SMTP_STARTTLS is 0 or 1; SMTP_USERNAME/PASSWORD are optional.
     "SMTP_HOST": "",
@@ -244,6 +246,7 @@ def validate(conf: dict[str, Any]) -> None:
     _check_whole_numbers(conf)
     _check_switches(conf)
     _check_smtp_port(conf)
+    _check_password_reset_lifetime(conf)
     _check_rates(conf)
     _check_signing_alg(conf)
     _check_database_url(conf)
@@ -290,6 +293,17 @@ def _check_switches(conf: dict[str, Any]) -> None:
 def _check_smtp_port(conf: dict[str, Any]) -> None:
     if conf["SMTP_PORT"] > 65535:
         raise ConfigError(f"{env_name('SMTP_PORT')}: must be a port number (1-65535)")
+
+
+#: The bounds of PASSWORD_RESET_LIFETIME: time to open the mail, yet no long-lived link.
+_RESET_LIFETIME_RANGE = (60, 24 * 3600)
+
+
+def _check_password_reset_lifetime(conf: dict[str, Any]) -> None:
+    low, high = _RESET_LIFETIME_RANGE
+    if not low <= conf["PASSWORD_RESET_LIFETIME"] <= high:
+        raise ConfigError(f"{env_name('PASSWORD_RESET_LIFETIME')}: must be {low} to {high} "
+                          "seconds")
 
 
 def _check_signing_alg(conf: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ One module per aggregate, each stating its not-found, expiry and reuse semantics
 - :mod:`.interaction`: parked requests, launch contexts, consents;
 - :mod:`.clients`: apps, registration tokens, CORS origins;
 - :mod:`.accounts`: users, sign-in sessions, TOTP steps;
+- :mod:`.password_resets`: forgotten-password links (SHA-256 of the token, single use);
 - :mod:`.jti`: client assertion ``jti`` replay cache;
 - :mod:`.registry`: patients;
 - :mod:`.policies`: scope ceilings per role and per user;
@@ -31,6 +32,7 @@ from authserver.store import (
     grants,
     interaction,
     jti,
+    password_resets,
     policies,
     registry,
     signing_keys,
@@ -38,5 +40,5 @@ from authserver.store import (
 from authserver.store._db import Outcome, consume, database_reachable, init_app, transaction
 
 __all__ = ["Outcome", "accounts", "audit", "authorization", "clients", "consume",
-           "database_reachable", "grants", "init_app", "interaction", "jti", "policies", "registry",
-           "signing_keys", "transaction"]
+           "database_reachable", "grants", "init_app", "interaction", "jti", "password_resets",
+           "policies", "registry", "signing_keys", "transaction"]

@@ -16,6 +16,7 @@ from authserver.views import (
     invite,
     launch,
     login,
+    password,
     picker,
     portal,
     register,
@@ -34,8 +35,8 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     token.bp, introspect.bp, revoke.bp, userinfo.bp, register.bp, launch.bp,
     # interaction: the browser's way through /authorize
     authorize.bp, picker.bp, login.bp, enrol.bp,
-    # account: a signed-in person's connected apps
-    account.bp,
+    # account: a signed-in person's connected apps; passwords (change, forgotten)
+    account.bp, password.bp,
     # admin: the developer and admin consoles, invitations
     portal.bp, invite.bp,
     # discovery: what anyone may read (and the root, the favicon)
