@@ -9,6 +9,8 @@ PKCE S256 for every client, ``aud`` a FHIR base this server protects.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
 
@@ -40,7 +42,10 @@ def _assert_error_page(resp: requests.Response) -> None:
     assert resp.headers["Content-Type"].startswith("text/html")
     # no link, refresh or script that would take the browser to an unvalidated URI
     assert 'href="http' not in resp.text and "http-equiv" not in resp.text.lower()
-    assert "<script" not in resp.text
+    # scripts: only this server's own files (no inline code, nothing from elsewhere)
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", resp.text, re.S)
+    assert all(re.fullmatch(r' src="/static/[\w.-]+\.js" defer', attrs) and not body.strip()
+               for attrs, body in scripts), scripts
 
 
 def _assert_redirect_error(flow: OAuthFlow, resp: requests.Response, error: str,
