@@ -6,6 +6,7 @@ One module per aggregate, each stating its not-found, expiry and reuse semantics
 - :mod:`.interaction`: parked requests, launch contexts, consents;
 - :mod:`.clients`: apps, registration tokens, CORS origins;
 - :mod:`.accounts`: users, sign-in sessions, TOTP steps;
+- :mod:`.recovery_codes`: two-step recovery codes (digests, single use);
 - :mod:`.jti`: client assertion ``jti`` replay cache;
 - :mod:`.registry`: patients;
 - :mod:`.policies`: scope ceilings per role and per user;
@@ -30,11 +31,12 @@ from authserver.store import (
     interaction,
     jti,
     policies,
+    recovery_codes,
     registry,
     signing_keys,
 )
 from authserver.store._db import Outcome, consume, database_reachable, init_app, transaction
 
 __all__ = ["Outcome", "accounts", "audit", "authorization", "clients", "consume",
-           "database_reachable", "init_app", "interaction", "jti", "policies", "registry",
-           "signing_keys", "transaction"]
+           "database_reachable", "init_app", "interaction", "jti", "policies",
+           "recovery_codes", "registry", "signing_keys", "transaction"]
