@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-fast lint bench clean venv well-known
+.PHONY: run test test-fast lint bench clean venv well-known translations
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,11 @@ well-known: $(STAMP)
 	tmp=$$(mktemp -d) && env -u AUTHSERVER_ISSUER -u AUTHSERVER_FHIR_BASE_URL \
 	  AUTHSERVER_INSTANCE_PATH=$$tmp $(VENV)/bin/authserver export-well-known .well-known >/dev/null \
 	  && rm -rf $$tmp
+
+# The gettext catalogues (authserver/i18n.py): extract the marked strings, update every
+# language's .po, compile the .mo files the server reads. Translate the new msgids in between.
+translations: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+		--project authserver -o translations/messages.pot .
+	$(VENV)/bin/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
+	$(VENV)/bin/pybabel compile -d translations

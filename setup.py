@@ -1,4 +1,4 @@
-"""Ship the top-level templates/, static/ and migrations/ inside the wheel.
+"""Ship the top-level templates/, static/, migrations/ and translations/ inside the wheel.
 
 DESIGN.md keeps these folders at the top of the repository; an installed wheel finds
 them under ``authserver/_data/`` (see ``authserver.paths``).
@@ -10,7 +10,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-DATA_DIRS = ("templates", "static", "migrations")
+DATA_DIRS = ("templates", "static", "migrations", "translations")
 
 
 class BuildWithData(build_py):

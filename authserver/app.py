@@ -57,7 +57,7 @@ def _redact_authlib_tokens() -> None:
 
 def _features() -> tuple[Callable[[Flask], None], ...]:
     """Every feature's ``init_app``, in the order they run."""
-    from authserver import audit, ratelimit, web
+    from authserver import audit, i18n, ratelimit, web
     from authserver.extensions import csrf
     from authserver.oauth import keystore, server
     from authserver.views import init_app as init_views
@@ -67,6 +67,7 @@ def _features() -> tuple[Callable[[Flask], None], ...]:
         csrf.init_app,
         ratelimit.init_app,  # counters shared by every worker: the database unless configured
         web.init_app,  # security headers, error pages, template helpers
+        i18n.init_app,  # the pages' language (English, Spanish)
         keystore.init_app,
         server.init_app,
         audit.init_app,

@@ -12,7 +12,7 @@ Each public function is one unit of work and answers a typed
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
@@ -21,8 +21,10 @@ from authlib.oidc.core.errors import (
     InteractionRequiredError,
     LoginRequiredError,
 )
+from flask import current_app
 
 from authserver import audit, clock, store
+from authserver.i18n import gettext
 from authserver.oauth import server as oauth_server
 from authserver.oauth.ceilings import ceiling_for
 from authserver.oauth.rfc6749 import Authorization
@@ -35,8 +37,10 @@ from authserver.services.authorize_request import (
 )
 from authserver.services.authorize_steps import (
     EXPIRED,
+    AppFace,
     Consent,
     ErrorPage,
+    Offer,
     PickPatient,
     Redirect,
     SignIn,
@@ -48,6 +52,7 @@ from authserver.smart.consent import (
     ConsentItem,
     consent_items,
     granted_from_choice,
+    how_long,
     previously_chosen,
 )
 from authserver.smart.grammar import Scope, format_scopes
@@ -57,14 +62,37 @@ if TYPE_CHECKING:
     from authserver.models import PendingAuthorization, User, UserSession
 
 __all__ = ["begin", "resume", "signed_out", "decide", "choose_patient", "picker_check",
-           "KNOWN_PARAMS"]
+           "KNOWN_PARAMS", "app_signing_in"]
+
+#: Where the sign-in page sends a person back to continue a parked request.
+CONTINUE_PATH = "/authorize/continue"
 
 @store.transaction()
 def begin(values: Any, sess: UserSession | None = None) -> Step:
     """A new /authorize request (GET query or POST form): validate and park it. ``sess`` is
     the sign-in the browser already has, if any."""
     rid = park(values, note=session_mark(sess))
-    return SignIn(f"/authorize/continue?req={rid}") if isinstance(rid, str) else rid
+    return SignIn(f"{CONTINUE_PATH}?req={rid}") if isinstance(rid, str) else rid
+
+
+def _app_of(client_id: str) -> AppFace | None:
+    client = oauth_server.current().query_client(client_id)
+    return AppFace.of(client.row) if client is not None else None
+
+
+def app_signing_in(next_url: str) -> AppFace | None:
+    """The app a sign-in is for, when its ``next`` continues a parked request
+    (``/authorize/continue?req=<handle>``): None for any other ``next``, an unknown or
+    expired handle, or an app disabled since. The handle is only looked up (read only)."""
+    try:
+        parts = urlsplit(next_url)
+    except ValueError:
+        return None
+    handles = parse_qs(parts.query).get("req") or [None]
+    if parts.path != CONTINUE_PATH or parts.netloc or len(handles) != 1:
+        return None
+    pending = store.interaction.get_pending(handles[0])
+    return _app_of(pending.client_id) if pending is not None else None
 
 
 def _needs_patient(scopes: list[Scope]) -> bool:
@@ -129,7 +157,8 @@ def _allowed(parked: Parked, user: User) -> list[Scope]:
     return scopes
 
 
-def _offered(parked: Parked, scopes: list[Scope]) -> list[ConsentItem]:
+def _offered(parked: Parked, scopes: list[Scope], patient_name: str | None
+             ) -> list[ConsentItem]:
     if parked.launch is None:
         # `launch/encounter` in a standalone launch: DROPPED, not refused. SMART
         # (scopes-and-launch-context, "Standalone apps"): "The EHR SHOULD provide the
@@ -138,16 +167,21 @@ def _offered(parked: Parked, scopes: list[Scope]) -> list[ConsentItem]:
         # the server grant fewer scopes than requested, saying so in the token response's
         # `scope`. Refusing would break apps that ask for it only in case it is available.
         scopes = [s for s in scopes if s.raw != "launch/encounter"]
-    return consent_items(scopes)
+    return consent_items(scopes, patient_name, gettext)
 
 
-def _offer(parked: Parked, user: User) -> tuple[dict[str, Any], list[ConsentItem]] | Step:
-    """(context, consent items) for ``user``, or the patient picker; raises OAuth2Error."""
+def _offer(parked: Parked, user: User) -> Offer | Step:
+    """What ``user`` may grant, or the patient picker; raises OAuth2Error."""
     scopes = _allowed(parked, user)
     ctx = _context(parked, user, scopes)
     if not isinstance(ctx, dict):
         return ctx
-    return ctx, _offered(parked, scopes)
+    if user.role == Role.PATIENT or "patient" not in ctx:
+        return Offer(ctx, _offered(parked, scopes, None))
+    # A clinician shares someone else's record: the page names them, never "your".
+    patient = store.registry.get_patient(ctx["patient"])
+    name = f"{patient.given} {patient.family}".strip() if patient else gettext("the patient")
+    return Offer(ctx, _offered(parked, scopes, name), patient)
 
 
 def _with_launch(parked: Parked, granted: list[Scope]) -> list[Scope]:
@@ -179,7 +213,8 @@ def picker_check(rid: str, user: User) -> ErrorPage | None:
         return EXPIRED
     if user.role != Role.CLINICIAN:
         return ErrorPage("Only clinicians can choose a patient",
-                         "Go back to the app and start again.", 403)
+                         "Go back to the app and start again.", 403,
+                         app=_app_of(pending.client_id))
     return None
 
 
@@ -201,7 +236,7 @@ def _needs_fresh_sign_in(pending: PendingAuthorization, sess: UserSession) -> bo
 
 
 def _sign_in_step(rid: str) -> Step:
-    return SignIn("/login?" + urlencode({"next": f"/authorize/continue?req={rid}"}))
+    return SignIn("/login?" + urlencode({"next": f"{CONTINUE_PATH}?req={rid}"}))
 
 
 @store.transaction()
@@ -229,27 +264,27 @@ def resume(rid: str, user: User, sess: UserSession) -> Step:
         return parked.refuse(LoginRequiredError()) if "none" in prompts else _sign_in_step(rid)
     if not store.interaction.bind_pending(pending, user.id):
         return ErrorPage("This request belongs to another sign-in",
-                         "Go back to the app and start again.", 403)
+                         "Go back to the app and start again.", 403,
+                         app=AppFace.of(parked.grant.client.row))
     try:
         offer = _offer(parked, user)
     except OAuth2Error as error:
         return parked.refuse(error)
-    if not isinstance(offer, tuple):
+    if not isinstance(offer, Offer):
         if "none" in prompts:
             return parked.refuse(InteractionRequiredError(
                 "A patient must be chosen, which needs the user's interaction"))
         return offer
     consent = store.interaction.get_consent(user.id, pending.client_id)
     return (_without_page(parked, user, sess, offer, consent, prompts)
-            or _consent_page(parked, offer[1], consent))
+            or _consent_page(parked, offer, user, consent))
 
 
-def _without_page(parked: Parked, user: User, sess: UserSession,
-                  offer: tuple[dict[str, Any], list[ConsentItem]], consent: Any,
-                  prompts: set[str]) -> Step | None:
+def _without_page(parked: Parked, user: User, sess: UserSession, offer: Offer,
+                  consent: Any, prompts: set[str]) -> Step | None:
     """The answer when no consent page is shown: an app pre-approved for clinicians' EHR
     launches, a remembered choice under ``prompt=none``, or ``consent_required``."""
-    ctx, items = offer
+    ctx, items = offer.ctx, offer.items
     if _pre_approved(parked, user):
         granted = _with_launch(parked, granted_from_choice(items, [i.value for i in items]))
         audit.record("consent.pre_approved", user_id=user.id,
@@ -263,13 +298,20 @@ def _without_page(parked: Parked, user: User, sess: UserSession,
     return None
 
 
-def _consent_page(parked: Parked, items: list[ConsentItem], consent: Any) -> Step:
-    """The page, with the person's previous choice for this app pre-ticked and dated."""
+def _consent_page(parked: Parked, offer: Offer, user: User, consent: Any = None,
+                  chosen: list[str] | None = None) -> Step:
+    """The page, with the person's previous choice for this app pre-ticked and dated; or,
+    with ``chosen``, shown again because Allow came with nothing ticked."""
+    items, conf = offer.items, current_app.config
+    ticked = chosen if chosen is not None else (
+        previously_chosen(items, consent.requested, consent.scope) if consent else None)
     return Consent(items, parked.grant.client.row, parked.pending,
-                   redirect_host=display_host(parked.grant.redirect_uri),
-                   ticked=previously_chosen(items, consent.requested, consent.scope)
-                   if consent is not None else None,
-                   previous_at=consent.updated_at if consent is not None else None)
+                   redirect_host=display_host(parked.grant.redirect_uri), ticked=ticked,
+                   previous_at=consent.updated_at if consent is not None else None,
+                   patient=offer.patient, signed_in_as=user.name or user.username,
+                   lasts=how_long({i.value for i in items}, conf["ACCESS_TOKEN_LIFETIME"],
+                                  conf["OFFLINE_REFRESH_LIFETIME"], gettext),
+                   empty_choice=chosen is not None)
 
 
 def _pre_approved(parked: Parked, user: User) -> bool:
@@ -309,8 +351,11 @@ def choose_patient(rid: str, user: User, patient_id: str) -> ErrorPage | None:
 
 
 @store.transaction()
-def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[str]) -> Step:
-    """The consent form was submitted: allow (with the ticked scopes) or deny."""
+def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[str],
+           empty_confirmed: bool = False) -> Step:
+    """The consent form was submitted: allow (with the ticked scopes) or deny. Allow with
+    nothing ticked shows the page once more, asking whether Deny was meant; submitted
+    again so (``empty_confirmed``) it is a denial."""
     pending = store.interaction.get_pending(rid)
     if pending is None or pending.user_id != user.id:
         return EXPIRED
@@ -321,11 +366,13 @@ def decide(rid: str, user: User, sess: UserSession, decision: str, chosen: list[
         offer = _offer(parked, user)
     except OAuth2Error as error:
         return parked.refuse(error)
-    if not isinstance(offer, tuple):
+    if not isinstance(offer, Offer):
         return offer
-    ctx, items = offer
+    ctx, items = offer.ctx, offer.items
     granted = _with_launch(parked, granted_from_choice(items, chosen)
                            if decision == "allow" else [])
+    if not granted and decision == "allow" and not empty_confirmed:
+        return _consent_page(parked, offer, user, chosen=[])
     if not granted:
         audit.record("consent.denied", user_id=user.id, client_id=pending.client_id)
         store.interaction.drop_pending(pending)

@@ -24,7 +24,7 @@ from authserver import digests, store
 from authserver.oauth import server as oauth_server
 from authserver.oauth.smart_launch import SmartAuthorizeRequest
 from authserver.oauth.wire import quote_param
-from authserver.services.authorize_steps import EXPIRED, ErrorPage, Redirect, Step
+from authserver.services.authorize_steps import EXPIRED, AppFace, ErrorPage, Redirect, Step
 from authserver.smart.grammar import format_scopes, scope_set
 
 if TYPE_CHECKING:
@@ -49,8 +49,11 @@ def error_step(request: OAuth2Request, error: OAuth2Error) -> Step:
     if error.redirect_uri:
         resp = oauth_server.current().handle_error_response(request, error)
         return Redirect(resp.headers["Location"])
+    # The redirect URI is not trusted, but a registered app is named by its own record.
+    client = oauth_server.current().query_client(request.payload.client_id)
     return ErrorPage("This app's sign-in request is not valid",
-                     error.description or error.error)
+                     error.description or error.error,
+                     app=AppFace.of(client.row) if client is not None else None)
 
 
 def session_mark(sess: UserSession | None) -> str | None:
@@ -151,7 +154,8 @@ def load(pending: PendingAuthorization) -> Parked | Step:
         store.interaction.drop_pending(pending)
         return ErrorPage("This app's sign-in request is not valid",
                          "The app was disabled or changed since it asked. Go back to the app "
-                         "and start again.")
+                         "and start again.",
+                         app=AppFace.of(client.row) if client is not None else None)
     req = parked_request(pending.params)
     parked = Parked(pending, server.resumed_grant(req, client, validated.redirect_uri), req)
     allowed = set((client.get_allowed_scope(validated.scope) or "").split())

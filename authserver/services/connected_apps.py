@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from authserver import audit, store
+from authserver.i18n import gettext
 from authserver.smart.consent import describe
 from authserver.smart.grammar import ScopeError, parse_scope
 
@@ -38,7 +39,7 @@ def _plain_words(scope: str) -> list[str]:
     out: list[str] = []
     for token in scope.split():
         try:
-            sentence = describe(parse_scope(token))
+            sentence = describe(parse_scope(token), gettext=gettext)
         except ScopeError:
             sentence = token
         if sentence not in out:

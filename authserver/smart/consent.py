@@ -1,4 +1,5 @@
-"""SMART on FHIR consent: the plain-language wording of scopes and the consent-page model.
+"""SMART on FHIR consent: the consent-page model (its items, the person's choice); the
+scopes' wording is :mod:`authserver.smart.wording`.
 
 Specifications implemented here:
 
@@ -26,100 +27,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from authserver.smart.grammar import (
-    CONDITION_CATEGORY_SYSTEM,
-    GRANULAR_CATEGORIES,
-    OBSERVATION_CATEGORY_SYSTEM,
-    US_CORE_CATEGORY_SYSTEM,
-    US_CORE_CONDITION_CATEGORY_SYSTEM,
-    ResourceScope,
-    Scope,
-    launch_base,
-    parse_scope,
-)
+from authserver.smart.grammar import GRANULAR_CATEGORIES, Scope, parse_scope
+from authserver.smart.wording import Gettext, describe, duration_words, how_long
 
 __all__ = [
     "ConsentItem",
     "consent_items",
     "describe",
+    "duration_words",
     "granted_from_choice",
+    "how_long",
     "previously_chosen",
 ]
-
-# US Core 5.0.1 only; replaced in US Core 6+ (see GRANULAR_CATEGORIES). Described, not offered.
-_US_CORE_5_OBSERVATION_CATEGORY_SYSTEM = (
-    "http://hl7.org/fhir/us/core/CodeSystem/us-core-observation-category"
-)
-
-# ---------------------------------------------------------------------------
-# Plain-language descriptions
-# ---------------------------------------------------------------------------
-
-_TYPE_NOUNS = {
-    "AllergyIntolerance": "allergies and intolerances",
-    "CarePlan": "care plans",
-    "CareTeam": "care team members",
-    "Condition": "conditions and health problems",
-    "Coverage": "insurance coverage",
-    "Device": "medical devices and implants",
-    "DiagnosticReport": "test and imaging reports",
-    "DocumentReference": "clinical notes and documents",
-    "Encounter": "visits and hospital stays",
-    "Goal": "health goals",
-    "Immunization": "immunizations (vaccines)",
-    "Location": "care locations",
-    "Medication": "medication details",
-    "MedicationDispense": "medicines given out by a pharmacy",
-    "MedicationRequest": "medications",
-    "Observation": "test results, vital signs and other measurements",
-    "Organization": "healthcare organizations",
-    "Patient": "demographics",
-    "Practitioner": "care providers",
-    "PractitionerRole": "care providers' roles and contact details",
-    "Procedure": "procedures",
-    "Provenance": "record history (who created or changed each record)",
-    "RelatedPerson": "related people, such as family and caregivers",
-    "ServiceRequest": "orders and referrals",
-    "Specimen": "lab samples (specimens)",
-}
-
-_CATEGORY_NOUNS = {
-    ("Condition", CONDITION_CATEGORY_SYSTEM, "encounter-diagnosis"): "diagnoses from visits",
-    ("Condition", CONDITION_CATEGORY_SYSTEM, "problem-list-item"): "problem list",
-    ("Condition", US_CORE_CONDITION_CATEGORY_SYSTEM, "health-concern"): "health concerns",
-    ("Observation", OBSERVATION_CATEGORY_SYSTEM, "laboratory"): "lab results",
-    ("Observation", OBSERVATION_CATEGORY_SYSTEM, "vital-signs"): "vital signs",
-    ("Observation", OBSERVATION_CATEGORY_SYSTEM, "social-history"): (
-        "social history, such as smoking and alcohol use"
-    ),
-    ("Observation", OBSERVATION_CATEGORY_SYSTEM, "survey"): "survey and questionnaire answers",
-    ("Observation", US_CORE_CATEGORY_SYSTEM, "sdoh"): (
-        "social needs, such as housing, food and transportation"
-    ),
-    ("Observation", OBSERVATION_CATEGORY_SYSTEM, "procedure"): (
-        "clinical test results, such as ECGs and eye exams"
-    ),
-    ("Observation", _US_CORE_5_OBSERVATION_CATEGORY_SYSTEM, "clinical-test"): (
-        "clinical test results, such as ECGs and eye exams"
-    ),
-    ("Observation", OBSERVATION_CATEGORY_SYSTEM, "imaging"): "imaging results",
-    ("Observation", OBSERVATION_CATEGORY_SYSTEM, "exam"): "physical exam findings",
-}
-
-_SIMPLE_DESCRIPTIONS = {
-    "launch": "Use the context your health record system provides",
-    "openid": "Know who you are (your sign-in identity)",
-    "fhirUser": "See your health record profile (who you are in the record)",
-    "profile": "See your name",
-    "email": "See your email address",
-    "offline_access": "Stay connected when you are not using the app",
-    "online_access": "Stay connected while you are signed in",
-}
-
-_LAUNCH_DESCRIPTIONS = {
-    "launch/patient": "Know which patient's record you are using",
-    "launch/encounter": "Know which visit you are working on",
-}
 
 _GROUPS = {
     "resource": "data",
@@ -133,71 +52,6 @@ _GROUPS = {
     "online_access": "access",
     "other": "access",
 }
-
-
-def _verbs(permissions: str) -> str:
-    # "read" covers r and s; c, u, d are add, change, delete. E.g. rus -> "Read and change".
-    parts = []
-    if "r" in permissions or "s" in permissions:
-        parts.append("read")
-    parts += [
-        verb
-        for letter, verb in (("c", "add"), ("u", "change"), ("d", "delete"))
-        if letter in permissions
-    ]
-    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    return text[0].upper() + text[1:]
-
-
-def _category_noun(resource: ResourceScope) -> str | None:
-    if len(resource.params) != 1 or resource.params[0][0] != "category":
-        return None
-    system, _, code = resource.params[0][1].rpartition("|")
-    return _CATEGORY_NOUNS.get((resource.resource_type, system, code))
-
-
-def _whose(context: str, noun: str) -> str:
-    if context == "patient":
-        return f"your {noun}"
-    if context == "user":
-        return f"{noun} in records you can access"
-    return f"{noun} in all records on this server"
-
-
-def _describe_resource(resource: ResourceScope) -> str:
-    verbs = _verbs(resource.permissions)
-    if resource.resource_type == "*":
-        # Wildcards cover data "both now _and in the future_"; the spec says the server
-        # "should inform the user" of that.
-        whole = {
-            "patient": "all your health records",
-            "user": "all records you can access",
-            "system": "all records on this server",
-        }[resource.context]
-        text = f"{verbs} {whole}, including kinds added later"
-    else:
-        noun = _category_noun(resource)
-        if noun is not None:
-            return f"{verbs} {_whose(resource.context, noun)}"
-        noun = _TYPE_NOUNS.get(resource.resource_type, f"{resource.resource_type} data")
-        text = f"{verbs} {_whose(resource.context, noun)}"
-    if resource.params:
-        limits = " and ".join(f"{name} is {value}" for name, value in resource.params)
-        text += f" (only where {limits})"
-    return text
-
-
-def describe(scope: Scope) -> str:
-    """A plain-language sentence for one scope, for a consent page (SMART App Launch
-    #scopes-for-requesting-fhir-resources; wildcards per #wildcard-scopes)."""
-    if scope.resource is not None:
-        return _describe_resource(scope.resource)
-    if scope.kind == "launch_context":
-        base = launch_base(scope.raw)
-        if base in _LAUNCH_DESCRIPTIONS:
-            return _LAUNCH_DESCRIPTIONS[base]
-        return f"Know which {base.removeprefix('launch/')} record you are working on"
-    return _SIMPLE_DESCRIPTIONS.get(scope.kind, scope.raw)
 
 
 # ---------------------------------------------------------------------------
@@ -241,21 +95,25 @@ def _category_scopes(scope: Scope) -> list[Scope]:
     ]
 
 
-def consent_items(requested: list[Scope]) -> list[ConsentItem]:
+def consent_items(requested: list[Scope], patient_name: str | None = None,
+                  gettext: Gettext | None = None) -> list[ConsentItem]:
     """One consent item per requested scope, in request order, its ``value`` exactly the
     requested string (v1 stays v1).
 
     A whole-type Condition / Observation scope with read or search permission is followed
     by its category items (``parent`` = its value): optional narrowing, all ticked by
     default. Values are unique (first kept). Category items use SMART App Launch
-    #finer-grained-resource-constraints-using-search-parameters.
+    #finer-grained-resource-constraints-using-search-parameters. ``patient_name`` and
+    ``gettext`` (the labels' language): see :func:`~authserver.smart.wording.describe`.
     """
     items: list[ConsentItem] = []
     seen: set[str] = set()
 
     def add(item_scope: Scope, parent: str | None) -> None:
         seen.add(item_scope.raw)
-        items.append(ConsentItem(value=item_scope.raw, label=describe(item_scope),
+        label = (describe(item_scope, patient_name, gettext) if gettext
+                 else describe(item_scope, patient_name))
+        items.append(ConsentItem(value=item_scope.raw, label=label,
                                  scope=item_scope, group=_GROUPS[item_scope.kind],
                                  parent=parent))
 

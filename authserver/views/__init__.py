@@ -21,6 +21,7 @@ from authserver.views import (
     portal,
     register,
     revoke,
+    site,
     style,
     token,
     userinfo,
@@ -38,8 +39,8 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     account.bp, account_two_step.bp,
     # admin: the developer and admin consoles, invitations
     portal.bp, invite.bp,
-    # discovery: what anyone may read
-    wellknown.bp, style.bp, health.bp,
+    # discovery: what anyone may read (and the root, the favicon)
+    wellknown.bp, style.bp, health.bp, site.bp,
 )
 
 

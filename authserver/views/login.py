@@ -21,12 +21,14 @@ from authserver import clock
 from authserver.auth import recovery_codes
 from authserver.auth import session as auth
 from authserver.extensions import limiter
+from authserver.services import authorize_flow as flow
+from authserver.web import wait_words
 
 bp = Blueprint("login", __name__)
 
 _FAILED = "Wrong username or password."
-_PASSWORD_LOCKED = ("Too many failed sign-ins with this username. Sign-in with it is paused "
-                    "for about {minutes} minutes; please try again later.")
+_PASSWORD_LOCKED = ("Too many failed sign-ins with this username, so sign-in with it is "
+                    "paused. {wait}.")
 _WRONG_RECOVERY_CODE = ("That recovery code is not right, or it has been used already. Each "
                         "code works once.")
 _TOTP_LOCKED = ("Too many wrong codes for this account. The verification step is locked for "
@@ -43,22 +45,27 @@ def _minutes(until: float) -> tuple[int, int]:
     return math.ceil(left / 60), left
 
 
+def _page(nxt: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any):
+    """The sign-in page; when it continues an /authorize request, it names the app."""
+    return render_template("login.html", next=nxt, app=flow.app_signing_in(nxt),
+                           **{"error": None, **context}), status, headers or {}
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 def login():
     nxt = auth.safe_next(request.values.get("next"))
     if request.method == "GET":
-        return render_template("login.html", next=nxt, error=None)
+        return _page(nxt)
     username = request.form.get("username", "")
     try:
         user = auth.check_password(username, request.form.get("password", ""))
     except auth.SignInLocked as locked:
-        minutes, seconds = _minutes(locked.until)
-        return render_template("login.html", next=nxt, username=username,
-                               error=_PASSWORD_LOCKED.format(minutes=minutes)), 429, {
-            "Retry-After": str(seconds)}
-    if user is None:
-        return render_template("login.html", next=nxt, error=_FAILED, username=username), 401
+        seconds = _minutes(locked.until)[1]
+        return _page(nxt, 429, {"Retry-After": str(seconds)}, username=username,
+                     error=_PASSWORD_LOCKED.format(wait=wait_words(seconds)))
+    if user is None:  # the message is tied to both fields; focus goes to the password
+        return _page(nxt, 401, username=username, error=_FAILED, invalid=True)
     if user.second_factor_required:
         auth.begin_second_factor(user)
         return redirect(url_for("login.totp", next=nxt), 303)

@@ -13,6 +13,9 @@ from authserver.web import error_page
 
 bp = Blueprint("picker", __name__)
 
+#: At most this many patients are listed; more means "narrow your search".
+SHOWN = 50
+
 
 @bp.route("/authorize/patient", methods=["GET", "POST"])
 def pick():
@@ -23,12 +26,17 @@ def pick():
     if request.method == "POST":
         step = flow.choose_patient(rid, user, request.form.get("patient", ""))
         if step is not None:
-            return error_page(step.title, step.message, step.status)
+            return error_page(step.title, step.message, step.status, app=step.app)
         return redirect(url_for("authorize.resume", req=rid), 303)
     refused = flow.picker_check(rid, user)  # the registry is shown to clinicians only
     if refused is not None:
-        return error_page(refused.title, refused.message, refused.status)
+        return error_page(refused.title, refused.message, refused.status,
+                          app=refused.app)
     q, born = request.args.get("q", "")[:100], request.args.get("birth_date", "")[:10]
-    patients = store.registry.search_patients(q, born)
-    return render_template("picker.html", patients=patients, req=rid, q=q, birth_date=born,
-                           searched=bool(q or born))
+    patients = store.registry.search_patients(q, born, limit=SHOWN + 1)
+    pending = store.interaction.get_pending(rid)
+    client = store.clients.find_client(pending.client_id) if pending else None
+    return render_template("picker.html", patients=patients[:SHOWN],
+                           more=len(patients) > SHOWN, req=rid, q=q, birth_date=born,
+                           searched=bool(q or born), client=client,
+                           signed_in_as=user.name or user.username)

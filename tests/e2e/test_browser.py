@@ -141,6 +141,17 @@ def test_browser_clinician_standalone_launch_with_totp_and_picker(browser, demo,
     # Consent, then the app exchanges the code.
     page.wait_for_selector("button[name=decision][value=allow]")
     assert page.inner_text("#app-name") == "SMART Demo App"
+    # The page names the patient the clinician picked (the wrong-patient check), never "your".
+    assert "Bob Sample, born 1971-11-02" in page.inner_text("#patient-named")
+    assert "Bob Sample's" in page.inner_text("#section-record")
+    assert "your" not in page.inner_text("#section-record").lower()
+    # A keyboard user reaches Allow in three presses: Tab to the skip link, Enter, Tab.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("[document.activeElement.name, document.activeElement.value]") == [
+        "decision", "allow"]
     page.click("button[name=decision][value=allow]")
     page.wait_for_selector("#token-response")
     assert page.url.startswith(demo["url"] + "/callback?")

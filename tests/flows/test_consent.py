@@ -62,8 +62,14 @@ def test_consent_page_names_the_app_and_lists_every_scope_ticked(app, base_url):
     assert "Growth &lt;Chart&gt; &amp; Co" in page and "<Chart>" not in page
     assert 'src="https://apps.example.org/logo.png"' in page
     assert "Example Health Apps Ltd" in page
-    assert flow.consent_values() == ["openid", "fhirUser", "launch/patient", "offline_access",
-                                     "patient/MedicationRequest.rs", "patient/*.rs"]
+    # grouped: who you are / the record / staying connected (request order within each)
+    assert flow.consent_values() == ["openid", "fhirUser", "launch/patient",
+                                     "patient/MedicationRequest.rs", "patient/*.rs",
+                                     "offline_access"]
+    sections = re.findall(r'<fieldset class="section" id="section-(\w+)">\s*<legend>([^<]*)<',
+                          page)
+    assert sections == [("identity", "Who you are"), ("record", "The record"),
+                        ("access", "Staying connected")]
     boxes = _checkboxes(page)
     assert len(boxes) == 6 and all(" checked" in b for b in boxes)
     # plain words, one label per checkbox
@@ -172,11 +178,34 @@ def test_consent_deny_is_access_denied(client, base_url):
     assert flow.last.status_code == 303  # RFC 9700 §4.12: after a POST
 
 
-def test_consent_allow_with_nothing_ticked_is_access_denied(client, base_url):
+def _submit_again(flow, decision: str, scopes: list[str]):
+    """Post the page's form as shown (its hidden fields too) with this choice."""
+    page = flow.last.text
+    hidden = [(html.unescape(n), html.unescape(v)) for n, v in
+              re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)"', page)]
+    flow.last = flow.http.post(flow.base_url + "/authorize/continue", allow_redirects=False,
+                               data=hidden + [("decision", decision)] +
+                               [("scope", s) for s in scopes])
+    return flow.follow(flow.last)
+
+
+def test_consent_allow_with_nothing_ticked_asks_once_then_is_access_denied(client, base_url):
     flow = _to_consent(base_url, client, "openid launch/patient patient/Patient.rs")
-    flow.consent("allow", [])
+    page = flow.consent("allow", [])
+    assert page.status_code == 200 and 'id="nothing-ticked"' in page.text
+    assert "Allowing nothing is the same as denying access" in html.unescape(page.text)
+    assert _checkboxes(page.text) and not any(" checked" in b for b in _checkboxes(page.text))
+    _submit_again(flow, "allow", [])
     q = location_query(flow.last)
     assert q["error"] == "access_denied" and q["state"] == flow.state
+
+
+def test_consent_after_the_nothing_ticked_question_a_choice_still_counts(client, base_url):
+    flow = _to_consent(base_url, client, "openid launch/patient patient/Patient.rs")
+    flow.consent("allow", [])
+    _submit_again(flow, "allow", ["patient/Patient.rs"])
+    token = flow.token(flow.code()).json()
+    assert token["scope"] == "patient/Patient.rs"
 
 
 def test_consent_unknown_decision_grants_nothing(client, base_url):
@@ -367,3 +396,64 @@ def test_consent_of_an_administrator_made_app_is_not_marked(app, base_url):
     page = flow.login()
     assert 'id="not-verified"' not in page.text
     assert "<strong>127.0.0.1:9999</strong>" in page.text
+
+
+def _words(page: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", page)).split())
+
+
+@pytest.mark.parametrize(("asked", "says"), [
+    ("launch/patient offline_access patient/Patient.rs",
+     "How long: The app can stay connected for up to 90 days after it last uses your choice"),
+    ("launch/patient online_access patient/Patient.rs",
+     "How long: The app stays connected until you sign out."),
+    ("launch/patient patient/Patient.rs",
+     "How long: Access lasts one hour; then the app must ask again."),
+])
+def test_consent_says_how_long_access_lasts(app, base_url, asked, says):
+    make_user(app)
+    client = make_client(app, scope=APP_SCOPES + " online_access")
+    assert says in _words(_to_consent(base_url, client, asked).last.text)
+
+
+def test_consent_names_who_is_signed_in_with_a_way_out(client, base_url):
+    page = _to_consent(base_url, client, "launch/patient patient/Patient.rs").last.text
+    assert "Signed in as Alice Example · Not you?" in _words(page)
+    assert re.search(r'<a href="/logout">Not you\?</a>', page)
+
+
+def test_consent_links_the_apps_policy_and_terms_only_where_https(app, base_url):
+    from authserver.services.registration import register_client
+
+    make_user(app)
+    with app.app_context():
+        row, _ = register_client({
+            "client_name": "Linked", "redirect_uris": [OAuthFlow.redirect_uri],
+            "token_endpoint_auth_method": "none", "scope": APP_SCOPES,
+            "grant_types": ["authorization_code"],
+            "client_uri": "https://apps.example.org/",
+            "policy_uri": "https://apps.example.org/privacy"})
+        # registration refuses a non-https link; one stored before that rule isn't linked
+        from authserver import store
+        from authserver.extensions import db
+        client_id = row.client_id
+        stored = store.clients.any_client(client_id)
+        stored.client_metadata = {**stored.client_metadata,
+                                  "tos_uri": "http://apps.example.org/terms"}
+        db.session.commit()
+    page = _to_consent(base_url, {"client_id": client_id},
+                       "launch/patient patient/Patient.rs").last.text
+    assert '<a href="https://apps.example.org/privacy" rel="noopener noreferrer">Privacy ' \
+           'policy</a>' in page
+    assert '>About the app</a>' in page
+    assert "apps.example.org/terms" not in page  # not https: not linked
+
+
+def test_consent_allow_and_deny_are_one_skip_link_away(client, base_url):
+    """Keyboard users: the first thing on the page skips the list to the decision."""
+    page = _to_consent(base_url, client, APP_SCOPES.replace("patient/*.read ", "")).last.text
+    main = page.split('<main', 1)[1]
+    first_link = re.search(r"<(a|input|button)\b[^>]*>", main.split(">", 1)[1]).group(0)
+    assert first_link == '<a class="skip" href="#decision">'
+    assert re.search(r'<div class="buttons decision" id="decision" tabindex="-1">\s*'
+                     r'<button type="submit" name="decision" value="allow"', page)

@@ -80,7 +80,8 @@ def test_login_unknown_user_and_wrong_password_look_the_same(app, alice, base_ur
     for username, password in (("alice", "wrong password!"), ("nobody", PASSWORD),
                                ("disabled", PASSWORD), ("", ""), ("ALICE", "wrong password!")):
         resp = _post_login(requests.Session(), base_url, username, password)
-        message = re.search(r'<p class="error" role="alert">([^<]*)</p>', resp.text).group(1)
+        message = re.search(r'<p class="error[^"]*" role="alert"[^>]*>([^<]*)</p>',
+                            resp.text).group(1)
         answers.append((resp.status_code, message))
     assert len(set(answers)) == 1, answers
     assert answers[0][0] == 401 and "Wrong username or password" in answers[0][1]

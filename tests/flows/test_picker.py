@@ -76,7 +76,12 @@ def test_clinician_standalone_launch_with_totp_and_picker(clinic, base_url):
     assert picker_patients(flow.last.text) == ["p2"]
     pick_patient(flow, "p2")
     assert 'name="decision"' in flow.last.text  # consent comes after the picker
-    assert flow.consent_values() == CLINICIAN_SCOPES.split()
+    assert sorted(flow.consent_values()) == sorted(CLINICIAN_SCOPES.split())
+    # the clinician's page names the chosen patient, never "your" record
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", "", flow.last.text)).split())
+    assert "For the record of Bob Smithers, born 1975-11-30" in text
+    assert "Read all of Bob Smithers's health records" in text
+    assert "your health records" not in text
     flow.consent()
     resp = flow.token(flow.code())
     assert resp.status_code == 200, resp.text
@@ -104,7 +109,8 @@ def test_picker_markup_is_keyboard_and_screen_reader_friendly(clinic, base_url):
     assert 'role="search"' in page
     for field in ("q", "birth_date"):
         assert f'<label for="{field}">' in page and f'id="{field}"' in page
-    assert '<legend id="result-count" role="status">3 patients found</legend>' in page
+    assert '<p id="result-count" role="status">3 patients found</p>' in page
+    assert "For <strong>Test App</strong> · Signed in as" in page
     ids = re.findall(r'type="radio" name="patient" value="[^"]*" id="([^"]+)"', page)
     assert len(ids) == 3
     for radio_id in ids:  # every radio has its own label: name, birth date and id
@@ -118,7 +124,9 @@ def test_picker_search_without_match_offers_nothing(clinic, base_url):
     flow = _to_picker(base_url, clinic)
     _search(flow, q="nobody")
     assert picker_patients(flow.last.text) == []
-    assert "No patient matches." in flow.last.text
+    assert '<p id="result-count" role="status">0 patients match your search</p>' in \
+        flow.last.text
+    assert "Try another name, id or birth date." in flow.last.text
     assert 'id="choose"' not in flow.last.text
 
 
@@ -201,3 +209,15 @@ def test_clinician_user_scopes_granted_without_picker(clinic, base_url):
     flow.consent()
     token = flow.token(flow.code()).json()
     assert token["scope"] == "openid fhirUser user/*.rs" and "patient" not in token
+
+
+def test_picker_counts_in_good_grammar_and_says_when_more_are_hidden(app, clinic, base_url):
+    flow = _to_picker(base_url, clinic)
+    _search(flow, q="p2")
+    assert '<p id="result-count" role="status">1 patient matches your search</p>' in \
+        flow.last.text
+    add_patients(app, *[(f"x{i:02d}", f"Crowd, Person{i:02d}", None) for i in range(60)])
+    _search(flow, q="crowd")
+    assert picker_patients(flow.last.text) == [f"x{i:02d}" for i in range(50)]
+    assert "50+ patients match your search" in flow.last.text
+    assert "Showing the first 50. Narrow your search" in flow.last.text

@@ -38,6 +38,7 @@ def test_template_renders(app, name):
                                patients=[], client=_Client(), req="r", next="/", error=None,
                                qr="<svg></svg>", secret="S", q="", birth_date="",
                                describe=str, form={}, apps=[], users=[], events=[],
+                               step=None, sections=[], links={},
                                created=None, user=None, invitations=[], invited=None,
                                policies={"roles": {"clinician": {
                                    "default": "user/*.cruds", "policy": None}}, "users": {}})

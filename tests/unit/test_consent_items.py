@@ -271,3 +271,31 @@ def test_granted_from_choice_nothing_chosen_is_empty():
     assert granted_from_choice(consent_items(parse_scopes("openid")), []) == []
 
 
+
+
+def test_a_clinicians_items_name_the_patient_never_your():
+    from authserver.smart.consent import consent_items
+    from authserver.smart.grammar import parse_scopes
+
+    items = consent_items(parse_scopes("patient/*.rs patient/Observation.rs user/Patient.rs"),
+                          "Alice Example")
+    labels = [i.label for i in items]
+    assert labels[0] == "Read all of Alice Example's health records, including kinds added later"
+    assert "Read Alice Example's lab results" in labels
+    assert all("your" not in label for label in labels)
+    assert "Read demographics in records you can access" in labels  # user/ is unchanged
+    # the values (what is granted) don't depend on the wording
+    assert [i.value for i in items] == [i.value for i in consent_items(
+        parse_scopes("patient/*.rs patient/Observation.rs user/Patient.rs"))]
+
+
+def test_how_long_access_lasts_in_words():
+    from authserver.smart.consent import duration_words, how_long
+
+    assert duration_words(3600) == "one hour"
+    assert duration_words(90 * 86400) == "90 days"
+    assert duration_words(5400) == "90 minutes"
+    assert duration_words(61) == "61 seconds"
+    assert "up to 90 days" in how_long({"offline_access", "online_access"}, 3600, 90 * 86400)
+    assert how_long({"online_access"}, 3600, 0) == "The app stays connected until you sign out."
+    assert how_long({"openid"}, 1800, 0) == "Access lasts 30 minutes; then the app must ask again."
