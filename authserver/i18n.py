@@ -49,6 +49,10 @@ def _switch_url(code: str) -> str:
 
 
 def _remember(response):  # a Flask after_request hook
+    """Pages only (the JSON endpoints speak no language and must not touch cookies): keep
+    a language chosen with the switcher, and tell caches the page depends on it."""
+    if response.mimetype != "text/html":
+        return response
     asked = _asked()
     if asked is not None:
         response.set_cookie(_COOKIE, asked, max_age=_YEAR, samesite="Lax",

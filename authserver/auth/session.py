@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from flask import current_app, g, session
+from flask import current_app, g, request, session
 
 from authserver import audit, clock, ratelimit, store
 from authserver.auth import passwords, recovery_codes, totp
@@ -25,7 +25,7 @@ __all__ = [
     "begin_second_factor", "pending_user", "verify_totp", "TotpOutcome", "totp_locked_until",
     "sign_in", "sign_out", "safe_next", "MAX_TOTP_FAILURES", "MAX_TOTP_LOCKOUT_SECONDS",
     "totp_failures", "enrolment_secret", "confirm_enrolment", "SECOND_FACTOR_SECONDS",
-    "abandon_second_factor", "issue_recovery_codes", "replace_totp",
+    "SEEN_EVERY", "abandon_second_factor", "issue_recovery_codes", "replace_totp",
 ]
 
 #: Wrong TOTP codes allowed per sign-in before it starts over.
@@ -36,9 +36,21 @@ MAX_TOTP_LOCKOUT_SECONDS = 24 * 3600
 SECOND_FACTOR_SECONDS = 600
 
 
+#: The account page's "last seen" of a session is written at most this often (seconds).
+SEEN_EVERY = 60
+
+
 def current_session() -> UserSession | None:
+    """The live session of this request's cookie, or None. The first look in a request
+    also records that the session was used, at most once per :data:`SEEN_EVERY`."""
     if "auth_session" not in g:
-        g.auth_session = store.accounts.get_session(session.get("sid"))
+        row = store.accounts.get_session(session.get("sid"))
+        t = clock.now()
+        if row is not None and (row.last_seen_at is None or
+                                row.last_seen_at <= t - SEEN_EVERY):
+            with store.transaction():
+                store.accounts.mark_seen(row.id, t, SEEN_EVERY)
+        g.auth_session = row
     return g.auth_session
 
 
@@ -231,9 +243,13 @@ def issue_recovery_codes(user_id: int, event: str) -> list[str]:
 
 @store.transaction()
 def sign_in(user: User) -> UserSession:
-    """Start a fresh session (a new id and cookie: no fixation)."""
+    """Start a fresh session (a new id and cookie: no fixation), noting the browser's
+    User-Agent and the client address (behind a proxy, ProxyFix's, when configured) for the
+    account page's list of sessions."""
     session.clear()
-    row = store.accounts.start_session(user, current_app.config["SESSION_LIFETIME"])
+    row = store.accounts.start_session(user, current_app.config["SESSION_LIFETIME"],
+                                       user_agent=request.headers.get("User-Agent"),
+                                       ip=request.remote_addr)
     session["sid"] = row.id
     session.permanent = True
     g.auth_session = row

@@ -3,6 +3,7 @@
 One module per aggregate, each stating its not-found, expiry and reuse semantics:
 
 - :mod:`.authorization`: codes, grants, revocations, refresh tokens, live-grant reads;
+- :mod:`.grants`: a user's grants of one app as the account page narrows them;
 - :mod:`.interaction`: parked requests, launch contexts, consents;
 - :mod:`.clients`: apps, registration tokens, CORS origins;
 - :mod:`.accounts`: users, sign-in sessions, TOTP steps;
@@ -28,6 +29,7 @@ from authserver.store import (
     audit,
     authorization,
     clients,
+    grants,
     interaction,
     jti,
     policies,
@@ -38,5 +40,5 @@ from authserver.store import (
 from authserver.store._db import Outcome, consume, database_reachable, init_app, transaction
 
 __all__ = ["Outcome", "accounts", "audit", "authorization", "clients", "consume",
-           "database_reachable", "init_app", "interaction", "jti", "policies",
+           "database_reachable", "grants", "init_app", "interaction", "jti", "policies",
            "recovery_codes", "registry", "signing_keys", "transaction"]

@@ -3,7 +3,8 @@
 - Users: unknown and disabled look the same (None). Usernames match case-insensitively after
   NFKC normalisation; input that is not a valid username is unknown, never a 500.
 - Sessions: a session is live until ended or expired; :func:`get_session` answers None for
-  both. Ending an unknown session is a no-op.
+  both. Ending an unknown session is a no-op. :func:`mark_seen` writes ``last_seen_at`` at
+  most once per interval (a conditional UPDATE).
 - TOTP: :func:`accept_totp_step` accepts each time step of an account once (a conditional
   UPDATE: a replayed or older step loses, also across workers); :func:`lock_totp` locks the
   second step only if no one else counted the same lockout first. :func:`enrol_totp_once`
@@ -55,11 +56,38 @@ def get_user_by_username(username: str) -> User | None:
 
 
 
-def start_session(user: User, lifetime: int) -> UserSession:
+#: The longest User-Agent and client address kept with a session (the columns' lengths).
+USER_AGENT_MAX, IP_MAX = 255, 64
+
+
+def start_session(user: User, lifetime: int, *, user_agent: str | None = None,
+                  ip: str | None = None) -> UserSession:
+    """A new session row (seen now), with what the account page shows of the sign-in: the
+    User-Agent and client address, cut to their columns."""
     t = now()
-    row = UserSession(id=new_secret(24), user_id=user.id, auth_time=t, expires_at=t + lifetime)
+    row = UserSession(id=new_secret(24), user_id=user.id, auth_time=t, expires_at=t + lifetime,
+                      user_agent=(user_agent or None) and user_agent[:USER_AGENT_MAX],
+                      ip=(ip or None) and ip[:IP_MAX], last_seen_at=t)
     db.session.add(row)
     return row
+
+
+def mark_seen(session_id: str, t: int, every: int) -> None:
+    """Record that the session was used at ``t``, unless that was recorded less than
+    ``every`` seconds before (one conditional UPDATE: racing workers write it once).
+    An unknown or ended session is left alone."""
+    us = UserSession
+    db.session.execute(update(us).where(
+        us.id == session_id, us.ended_at.is_(None),
+        us.last_seen_at.is_(None) | (us.last_seen_at <= t - every)).values(last_seen_at=t))
+
+
+def live_sessions(user_id: int) -> list[UserSession]:
+    """The user's sessions neither ended nor expired, most recently used first."""
+    us = UserSession
+    return list(db.session.scalars(select(us).where(
+        us.user_id == user_id, us.ended_at.is_(None), us.expires_at > now())
+        .order_by(func.coalesce(us.last_seen_at, us.auth_time).desc(), us.auth_time.desc())))
 
 
 def end_session(session_id: str | None) -> None:
@@ -171,11 +199,14 @@ def all_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.username)))
 
 
-def end_sessions_of(user_id: int) -> None:
-    """End every open sign-in session of the user (their online grants end with them)."""
-    db.session.execute(update(UserSession).where(UserSession.user_id == user_id,
-                                                 UserSession.ended_at.is_(None))
-                       .values(ended_at=now()))
+def end_sessions_of(user_id: int, *, keep: str | None = None) -> int:
+    """End every live sign-in session of the user but ``keep`` (their ``online_access``
+    grants end with them); returns how many were ended."""
+    us = UserSession
+    where = [us.user_id == user_id, us.ended_at.is_(None), us.expires_at > now()]
+    if keep is not None:
+        where.append(us.id != keep)
+    return db.session.execute(update(us).where(*where).values(ended_at=now())).rowcount
 
 
 # ---- invitations: a one-use link (stored as SHA-256) that creates an account ------------

@@ -52,6 +52,12 @@ def save_consent(user_id: int, client_id: str, scope: str, requested: str) -> Co
     return row
 
 
+def change_consent(row: Consent, scope: str) -> None:
+    """Replace what a live consent grants (the person narrowed it on the account page);
+    what the app asked for and since when it is connected stay."""
+    row.scope, row.updated_at = scope, now()
+
+
 def revoke_consent(user_id: int, client_id: str) -> None:
     """End the consent and every grant of that app for that user, at once."""
     t = now()

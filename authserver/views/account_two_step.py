@@ -76,7 +76,7 @@ _CONFIRM = {
 
 
 def _confirm_page(which: str, **context: Any) -> str:
-    return render_template("account/two_step_confirm.html", action=url_for(f"two_step.{which}"),
+    return render_template("account_two_step.html", action=url_for(f"two_step.{which}"),
                            **_CONFIRM[which], **context)
 
 

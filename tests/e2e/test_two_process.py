@@ -182,7 +182,8 @@ def test_two_processes_full_launch_scopes_revocation_and_key_rotation(stack):
     # "Revoke access" on /account: the next launch's token is refused at once too.
     token2, http2 = _launch(stack)
     assert _get(stack, "/Patient/p1", token2["access_token"]).status_code == 200
-    page = http2.get(stack["issuer"] + "/account")
+    page = http2.get(stack["issuer"] + "/account/revoke",  # the confirmation page
+                     params={"client_id": stack["client"]["client_id"]})
     assert "Demo App" in page.text
     resp = http2.post(stack["issuer"] + "/account/revoke", allow_redirects=False, data={
         "csrf_token": csrf_of(page.text), "client_id": stack["client"]["client_id"]})

@@ -24,9 +24,18 @@ def launched(app, base_url, http) -> dict:
 
 
 def _revoke(base_url: str, http: requests.Session, client_id: str) -> requests.Response:
-    page = http.get(base_url + "/account")
+    """"Revoke access" -> the confirmation page -> its POST. (For an app that is not
+    connected there is no confirmation page: the POST carries the session's CSRF token
+    from the sign-out page.)"""
+    page = http.get(base_url + "/account/revoke", params={"client_id": client_id})
+    if page.status_code != 200:
+        page = http.get(base_url + "/logout")
     return http.post(base_url + "/account/revoke", allow_redirects=False,
                      data={"csrf_token": csrf_of(page.text), "client_id": client_id})
+
+
+def _app_section(page: str) -> str:
+    return page.split('<section id="connected-apps"', 1)[1].split('<section id="sessions"')[0]
 
 
 def test_account_requires_sign_in(base_url):
@@ -45,9 +54,14 @@ def test_account_lists_connected_app_in_plain_words(launched, base_url, http):
     assert "Read your test results, vital signs and other measurements" in page
     assert "Stay connected when you are not using the app" in page
     assert "patient/Observation.rs" not in page  # plain words, not scope strings
-    # granted, last used and access end dates are shown.
-    assert len(re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", page)) == 3
-    assert 'value="' + launched["client"]["client_id"] + '"' in resp.text
+    # granted, last used and access end dates are shown, each in a <time> a script can
+    # localise (the server's own text inside, ISO 8601 UTC in datetime).
+    apps = _app_section(page)
+    times = re.findall(r'<time datetime="(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)">'
+                       r'(\d{4}-\d\d-\d\d \d\d:\d\d) UTC</time>', apps)
+    assert len(times) == 3
+    assert all(iso[:16].replace("T", " ") == text for iso, text in times)
+    assert 'data-client-id="' + launched["client"]["client_id"] + '"' in resp.text
     assert "Revoke access" in page
 
 

@@ -171,7 +171,8 @@ def test_account_page_counts_the_codes_left_and_says_when_none_are(app, base_url
     http = _sign_in(base_url, "drsmith", codes[0])
     page = http.get(base_url + "/account").text
     assert re.search(r"You have <strong>9</strong> unused recovery codes\.", page)
-    assert re.search(r"One was last used on \d{4}-\d\d-\d\d \d\d:\d\d UTC", page)
+    assert re.search(r'One was last used on <time datetime="[^"]+">'
+                     r"\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>", page)
     for code in codes[1:]:
         http = _sign_in(base_url, "drsmith", code)
     page = http.get(base_url + "/account").text

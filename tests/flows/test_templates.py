@@ -15,10 +15,7 @@ class _Client:
     client_metadata: dict = {}
 
 
-#: Every page, in sub-folders too (``account/...``); a name starting with ``_`` is a part that
-#: pages include, rendered with them.
-TEMPLATES = sorted(p.relative_to(data_dir("templates")).as_posix()
-                   for p in data_dir("templates").rglob("*.html") if not p.name.startswith("_"))
+TEMPLATES = sorted(p.name for p in data_dir("templates").glob("*.html"))
 
 
 def test_templates_folder_is_top_level():
