@@ -9,6 +9,7 @@ instance folder with mode 0600 and reused on every later start.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from pathlib import Path
@@ -48,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "PENDING_AUTHORIZATION_LIFETIME": 1800,  # a request parked while the user signs in
     "SESSION_LIFETIME": 12 * 3600,
     "INVITATION_LIFETIME": 7 * 24 * 3600,  # an e-mailed invitation link (single use)
+    # A forgotten-password link (single use; OWASP: short lived): 60 s to 24 h.
+    "PASSWORD_RESET_LIFETIME": 1800,
     # Outgoing e-mail (invitations). An empty SMTP_HOST disables mail: invitations then fail
     # with a clear error. SMTP_STARTTLS is 0 or 1; SMTP_USERNAME/PASSWORD are optional.
     "SMTP_HOST": "",
@@ -90,6 +93,10 @@ DEFAULTS: dict[str, Any] = {
     "TRUST_PROXY": 0,
     # The name authenticator apps show next to a TOTP code.
     "TOTP_ISSUER": "authserver",
+    # The pages' brand: the name in every page's header and title, and a logo beside it
+    # (an https URL or a path on this server; empty: none). Colours: STYLE_* below.
+    "BRAND_NAME": "authserver",
+    "BRAND_LOGO_URL": "",
     # Cookies are Secure when the issuer is https.
     "SESSION_COOKIE_NAME": "authserver_session",
     # Port of the demo FHIR server `authserver demo` starts.
@@ -239,9 +246,11 @@ def validate(conf: dict[str, Any]) -> None:
     _check_whole_numbers(conf)
     _check_switches(conf)
     _check_smtp_port(conf)
+    _check_password_reset_lifetime(conf)
     _check_rates(conf)
     _check_signing_alg(conf)
     _check_database_url(conf)
+    _check_brand(conf)
 
 
 def _check_issuer(conf: dict[str, Any]) -> None:
@@ -286,6 +295,17 @@ def _check_smtp_port(conf: dict[str, Any]) -> None:
         raise ConfigError(f"{env_name('SMTP_PORT')}: must be a port number (1-65535)")
 
 
+#: The bounds of PASSWORD_RESET_LIFETIME: time to open the mail, yet no long-lived link.
+_RESET_LIFETIME_RANGE = (60, 24 * 3600)
+
+
+def _check_password_reset_lifetime(conf: dict[str, Any]) -> None:
+    low, high = _RESET_LIFETIME_RANGE
+    if not low <= conf["PASSWORD_RESET_LIFETIME"] <= high:
+        raise ConfigError(f"{env_name('PASSWORD_RESET_LIFETIME')}: must be {low} to {high} "
+                          "seconds")
+
+
 def _check_signing_alg(conf: dict[str, Any]) -> None:
     alg = str(conf["SIGNING_ALG"]).upper()
     if alg not in _SIGNING_ALGS:
@@ -312,3 +332,32 @@ def _check_database_url(conf: dict[str, Any]) -> None:
         conf["DATABASE_URL"] = parsed.set(drivername="postgresql+psycopg").render_as_string(
             hide_password=False
         )
+
+
+_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+_FONTS = re.compile(r"[\w ,'\"-]{1,200}")
+
+
+def _check_brand(conf: dict[str, Any]) -> None:
+    """The brand and style values go into every page and a style sheet: a name of printable
+    characters, a logo that is https (or a path here), colours as #rgb/#rrggbb, a font list."""
+    name = str(conf["BRAND_NAME"]).strip()
+    if not name or len(name) > 80 or not name.isprintable():
+        raise ConfigError(f"{env_name('BRAND_NAME')}: 1 to 80 printable characters")
+    conf["BRAND_NAME"] = name
+    logo = str(conf["BRAND_LOGO_URL"] or "").strip()
+    if logo and not logo.startswith("/"):
+        logo = _check_url("BRAND_LOGO_URL", logo)
+        if not logo.startswith("https://"):
+            raise ConfigError(f"{env_name('BRAND_LOGO_URL')}: must be https (or a path)")
+    if logo.startswith("//") or any(c in logo for c in "\"<> "):
+        raise ConfigError(f"{env_name('BRAND_LOGO_URL')}: {logo!r} is not a usable URL")
+    conf["BRAND_LOGO_URL"] = logo
+    for key in ("STYLE_COLOR_BACKGROUND", "STYLE_COLOR_HIGHLIGHT", "STYLE_COLOR_TEXT"):
+        if not _COLOUR.fullmatch(str(conf[key]).strip()):
+            raise ConfigError(f"{env_name(key)}: a colour such as #0b5fff")
+        conf[key] = str(conf[key]).strip()
+    if not _FONTS.fullmatch(str(conf["STYLE_FONT_FAMILY"]).strip()):
+        raise ConfigError(f"{env_name('STYLE_FONT_FAMILY')}: a CSS font list such as "
+                          "'system-ui, sans-serif'")
+

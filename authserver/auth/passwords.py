@@ -9,6 +9,15 @@ should be upgraded.
 Passwords are NFKC-normalized before hashing and verifying (NIST SP 800-63B), so the same
 password typed with composed or decomposed characters matches.
 
+:func:`check_password_policy` is the one home of the rules a new password must meet, wherever
+it is set (CLI, admin console, invitation, change, reset): at least 12 characters, not one of
+the 10,000 most common passwords (``authserver/data/common-passwords.txt``, from zxcvbn,
+MIT; see the README beside it), not the username nor containing it. NIST SP 800-63B
+§5.1.1.2: verifiers "SHALL compare the prospective secrets against a list that contains
+values known to be commonly-used, expected, or compromised", including "context-specific
+words, such as the name of the service, the username, and derivatives thereof".
+https://pages.nist.gov/800-63-3/sp800-63b.html#memsecretver
+
 Pure module: no Flask, no database.
 """
 
@@ -16,6 +25,8 @@ from __future__ import annotations
 
 import threading
 import unicodedata
+from functools import cache
+from pathlib import Path
 
 import argon2
 from argon2.exceptions import Argon2Error
@@ -33,6 +44,8 @@ __all__ = [
     "hash_password",
     "verify_password",
     "check_password_policy",
+    "is_common_password",
+    "COMMON_PASSWORDS_FILE",
 ]
 
 # RFC 9106 section 4, second recommended option.
@@ -42,8 +55,13 @@ PARALLELISM = 4
 HASH_LEN = 32
 SALT_LEN = 16
 
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
+#: A username shorter than this is only refused as the whole password, not as a part of it
+#: (a one-letter username would otherwise forbid every password holding that letter).
+MIN_USERNAME_IN_PASSWORD = 3
+#: The 10,000 most common passwords, one a line, after ``#`` header lines.
+COMMON_PASSWORDS_FILE = Path(__file__).resolve().parents[1] / "data" / "common-passwords.txt"
 
 # Input of the dummy hash verified for unknown users; only the work done matters, and the
 # result is discarded (an unknown user always fails, whatever password is sent).
@@ -157,10 +175,29 @@ def verify_password(stored_hash: str | None, password: str) -> tuple[bool, bool]
     return _default_hasher().verify(stored_hash, password)
 
 
-def check_password_policy(password: str) -> str | None:
-    """Return None if ``password`` is acceptable, else a user-facing message.
+def _fold(text: str) -> str:
+    """What the rules compare: NFKC, then case-folded."""
+    return _normalize(text).casefold()
 
-    Length only (NIST SP 800-63B): 8 to 1024 characters after NFKC normalization.
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    """The list, loaded once per process (case-folded)."""
+    with COMMON_PASSWORDS_FILE.open(encoding="utf-8") as fh:
+        return frozenset(_fold(line.strip()) for line in fh
+                         if line.strip() and not line.startswith("#"))
+
+
+def is_common_password(password: str) -> bool:
+    """Whether ``password`` is one of the 10,000 most common (case-insensitive, NFKC)."""
+    return _fold(password) in _common_passwords()
+
+
+def check_password_policy(password: str, username: str | None = None) -> str | None:
+    """Return None if ``password`` is acceptable, else a user-facing message (the first rule
+    it breaks): 12 to 1024 characters after NFKC normalization, not one of the 10,000 most
+    common passwords, and not ``username`` nor containing it (case-insensitive, after NFKC;
+    containment only for usernames of :data:`MIN_USERNAME_IN_PASSWORD` characters or more).
     """
     if not isinstance(password, str):
         return "Password must be text."
@@ -169,4 +206,11 @@ def check_password_policy(password: str) -> str | None:
         return f"Password must be at least {MIN_PASSWORD_LENGTH} characters long."
     if length > MAX_PASSWORD_LENGTH:
         return f"Password must be at most {MAX_PASSWORD_LENGTH} characters long."
+    if is_common_password(password):
+        return ("This password is one of the most common passwords, which are tried first "
+                "by attackers. Choose another.")
+    name = _fold(username) if isinstance(username, str) else ""
+    folded = _fold(password)
+    if name and (folded == name or (len(name) >= MIN_USERNAME_IN_PASSWORD and name in folded)):
+        return "Password must not contain your username."
     return None

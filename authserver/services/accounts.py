@@ -124,7 +124,7 @@ def create_user(username: str, role: str, *, password: str | None = None,
     except ProfileError as exc:
         raise AdminError(str(exc)) from None
     if password is not None:
-        problem = passwords.check_password_policy(password)
+        problem = passwords.check_password_policy(password, username)
         if problem:
             raise AdminError(f"password: {problem}")
     key = identifiers.username_key(username)

@@ -7,6 +7,7 @@ One module per aggregate, each stating its not-found, expiry and reuse semantics
 - :mod:`.interaction`: parked requests, launch contexts, consents;
 - :mod:`.clients`: apps, registration tokens, CORS origins;
 - :mod:`.accounts`: users, sign-in sessions, TOTP steps;
+- :mod:`.password_resets`: forgotten-password links (SHA-256 of the token, single use);
 - :mod:`.recovery_codes`: two-step recovery codes (digests, single use);
 - :mod:`.jti`: client assertion ``jti`` replay cache;
 - :mod:`.registry`: patients;
@@ -32,6 +33,7 @@ from authserver.store import (
     grants,
     interaction,
     jti,
+    password_resets,
     policies,
     recovery_codes,
     registry,
@@ -40,5 +42,5 @@ from authserver.store import (
 from authserver.store._db import Outcome, consume, database_reachable, init_app, transaction
 
 __all__ = ["Outcome", "accounts", "audit", "authorization", "clients", "consume",
-           "database_reachable", "grants", "init_app", "interaction", "jti", "policies",
-           "recovery_codes", "registry", "signing_keys", "transaction"]
+           "database_reachable", "grants", "init_app", "interaction", "jti", "password_resets",
+           "policies", "recovery_codes", "registry", "signing_keys", "transaction"]

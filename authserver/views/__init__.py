@@ -17,6 +17,7 @@ from authserver.views import (
     invite,
     launch,
     login,
+    password,
     picker,
     portal,
     register,
@@ -35,8 +36,9 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     token.bp, introspect.bp, revoke.bp, userinfo.bp, register.bp, launch.bp,
     # interaction: the browser's way through /authorize
     authorize.bp, picker.bp, login.bp, enrol.bp,
-    # account: a signed-in person's connected apps and two-step sign-in
-    account.bp, account_two_step.bp,
+    # account: a signed-in person's connected apps, two-step sign-in; passwords (change,
+    # forgotten)
+    account.bp, account_two_step.bp, password.bp,
     # admin: the developer and admin consoles, invitations
     portal.bp, invite.bp,
     # discovery: what anyone may read (and the root, the favicon)

@@ -1,5 +1,6 @@
 """axe-core on every page a person meets, in the real Chromium: 0 critical and 0 serious
-violations at phone (390 px) and desktop (1280 px) width, in English and in Spanish.
+violations at phone (390 px) and desktop (1280 px) width, in English and in Spanish, and in
+the dark colour scheme.
 
 axe-core is the npm package pinned in tests/e2e/interop (``.ci/install-interop``); it is
 injected into each page with the page's CSP bypassed for that injection only (the pages
@@ -30,8 +31,10 @@ from tests.helpers import (
 pytestmark = pytest.mark.e2e
 
 AXE = Path(__file__).parent / "interop" / "node_modules" / "axe-core" / "axe.min.js"
-WIDTHS = (390, 1280)
-LANGUAGES = ("en", "es")
+#: (language, width, colour scheme): both languages at both widths, and the dark scheme
+#: (which follows the device) once per language.
+COMBINATIONS = [(lang, width, "light") for lang in ("en", "es") for width in (390, 1280)] + [
+    ("en", 390, "dark"), ("es", 1280, "dark")]
 _RUN_AXE = """async () => (await axe.run(document, {resultTypes: ["violations"]}))
   .violations.filter(v => v.impact === "critical" || v.impact === "serious")
   .map(v => ({id: v.id, impact: v.impact, help: v.help,
@@ -112,24 +115,26 @@ def test_no_serious_or_critical_violation_on_any_page(browser, pages, base_url):
     probe.add_script_tag(path=str(AXE))
     assert [v["id"] for v in probe.evaluate(_RUN_AXE)] == ["label"]
     probe.close()
-    for lang in LANGUAGES:
-        for width in WIDTHS:
-            context = browser.new_context(viewport={"width": width, "height": 844},
-                                          bypass_csp=True,
-                                          extra_http_headers={"Accept-Language": lang})
-            for name, url, session, selector in pages:
-                if session is not None:
-                    context.add_cookies([{"name": c.name, "value": c.value, "url": base_url}
-                                         for c in session.cookies])
-                page = context.new_page()
-                page.goto(url)
-                assert page.locator(selector).count() > 0, (name, page.url)
-                assert page.evaluate("document.documentElement.lang") == lang, (name, url)
-                page.add_script_tag(path=str(AXE))
-                violations = page.evaluate(_RUN_AXE)
-                if violations:
-                    found[f"{name} [{lang}, {width}px]"] = violations
-                page.close()
-                context.clear_cookies()
-            context.close()
+    for lang, width, scheme in COMBINATIONS:
+        context = browser.new_context(viewport={"width": width, "height": 844},
+                                      bypass_csp=True, color_scheme=scheme,
+                                      extra_http_headers={"Accept-Language": lang})
+        for name, url, session, selector in pages:
+            if session is not None:
+                context.add_cookies([{"name": c.name, "value": c.value, "url": base_url}
+                                     for c in session.cookies])
+            page = context.new_page()
+            page.goto(url)
+            assert page.locator(selector).count() > 0, (name, page.url)
+            assert page.evaluate("document.documentElement.lang") == lang, (name, url)
+            background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert background == ("rgb(17, 19, 22)" if scheme == "dark"
+                                  else "rgb(246, 247, 249)"), (name, scheme, background)
+            page.add_script_tag(path=str(AXE))
+            violations = page.evaluate(_RUN_AXE)
+            if violations:
+                found[f"{name} [{lang}, {width}px, {scheme}]"] = violations
+            page.close()
+            context.clear_cookies()
+        context.close()
     assert not found, json.dumps(found, indent=1)[:4000]

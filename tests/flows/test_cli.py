@@ -121,9 +121,13 @@ def test_user_create_unknown_role_fails(instance):
     assert "wizard" in result.stderr
 
 
-def test_user_create_short_password_fails(instance):
-    fails(run(instance, "user", "create", "x2", "--role", "patient", "--password", "short"),
-          "password")
+def test_user_create_password_breaking_a_rule_fails(instance):
+    fails(run(instance, "user", "create", "x2", "--role", "patient", "--password",
+              "eleven char"), "at least 12 characters")
+    fails(run(instance, "user", "create", "x2", "--role", "patient", "--password",
+              "Qwerty123456"), "most common passwords")
+    fails(run(instance, "user", "create", "carol", "--role", "patient", "--password",
+              "i-am-carol-here"), "must not contain your username")
 
 
 def test_user_totp_prints_secret_and_uri(instance):

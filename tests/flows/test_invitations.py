@@ -234,7 +234,11 @@ def test_failed_accept_keeps_link_usable(app, base_url, inbox):
     assert _invite(s, base_url, role="developer", fhir_user="").status_code == 200
     link, _ = _link(inbox)
     for kwargs, needle in (({"confirm": PASSWORD + "x"}, "not the same"),
-                           ({"password": "short", "confirm": "short"}, "at least 8"),
+                           ({"password": "short", "confirm": "short"}, "at least 12"),
+                           ({"password": "qwerty123456", "confirm": "qwerty123456"},
+                            "most common passwords"),
+                           ({"username": "devnew", "password": "devnew-was-here",
+                             "confirm": "devnew-was-here"}, "must not contain your username"),
                            ({"username": "bad name!"}, "letters, digits"),
                            ({"username": "root"}, "taken")):
         resp = _accept(link, **kwargs)

@@ -133,12 +133,16 @@ def test_admin_adds_user_and_bad_input_is_a_page_error(app, base_url):
     for form in ({"username": "drnew", "role": "clinician", "password": "long enough pw"},
                  {"username": "x1", "role": "wizard", "password": "long enough pw"},
                  {"username": "x2", "role": "patient", "password": "short"},
+                 {"username": "x2", "role": "patient", "password": "qwerty123456"},
+                 {"username": "x2bob", "role": "patient", "password": "hello x2bob, hi"},
                  {"username": "bad name!", "role": "patient", "password": "long enough pw"},
                  {"username": "x3", "role": "patient", "password": "long enough pw",
                   "fhir_user": "Practitioner/p1"}):
         resp = s.post(base_url + "/admin/users", data={"csrf_token": token, **form})
         assert resp.status_code == 400, form
         assert 'class="error"' in resp.text
+    assert "at least 12 characters" in s.post(base_url + "/admin/users", data={
+        "csrf_token": token, "username": "x2", "role": "patient", "password": "short"}).text
     resp = s.post(base_url + "/admin/user-state", data={"csrf_token": token,
                                                         "user_id": "not-a-number"})
     assert resp.status_code == 400

@@ -139,3 +139,16 @@ def test_unknown_rate_limit_storage_stops_start_up_naming_the_variable(tmp_path)
     with pytest.raises(ConfigError, match="^AUTHSERVER_RATELIMIT_STORAGE_URI: ") as err:
         create_app({"INSTANCE_PATH": str(tmp_path), "RATELIMIT_STORAGE_URI": "nosuch://x"})
     assert "\n" not in str(err.value)
+
+
+def test_password_reset_lifetime_defaults_to_thirty_minutes(tmp_path):
+    assert _load(tmp_path)["PASSWORD_RESET_LIFETIME"] == 1800
+    assert _load(tmp_path, PASSWORD_RESET_LIFETIME="600")["PASSWORD_RESET_LIFETIME"] == 600
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "59", "86401"])
+def test_bad_password_reset_lifetime_names_the_variable(tmp_path, value):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, PASSWORD_RESET_LIFETIME=value)
+    assert str(err.value).startswith("AUTHSERVER_PASSWORD_RESET_LIFETIME: ")
+    assert "\n" not in str(err.value)
