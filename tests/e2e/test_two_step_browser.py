@@ -110,3 +110,23 @@ def test_enrolment_qr_code_scans_at_desktop_and_phone_widths(browser, app, base_
     page.wait_for_selector("#recovery-remaining")
     assert "10" in page.inner_text("#recovery-remaining")
     assert "on" in page.inner_text("#two-step-status")
+    # Lost phone: a saved recovery code signs in once; the same code is refused after that.
+    def sign_in_with(code: str) -> None:
+        page.goto(base_url + "/logout")
+        page.click("form[action='/logout'] button[type=submit]")
+        page.goto(base_url + "/login?next=/account")
+        page.fill("#username", "drsmith")
+        page.fill("#password", PASSWORD)
+        page.click("form[action='/login'] button[type=submit]")
+        page.click("details.recovery summary")
+        page.fill("#recovery-code", code)
+        page.click("details.recovery button[type=submit]")
+
+    sign_in_with(codes[0].upper().replace("-", " "))  # typed loosely: still the code
+    page.wait_for_selector("#recovery-remaining")
+    assert "9" in page.inner_text("#recovery-remaining")
+    for _ in range(2):
+        sign_in_with(codes[0])
+        page.wait_for_selector("#recovery-code-error")
+        assert urlsplit(page.url).path == "/login/totp"
+        assert page.get_attribute("#recovery-code", "aria-invalid") == "true"
