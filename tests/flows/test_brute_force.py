@@ -47,8 +47,7 @@ def _code(base_url: str, http: requests.Session, code: str,
 
 
 def _signed_in(base_url: str, http: requests.Session) -> bool:
-    resp = http.get(base_url + "/authorize/continue", params={"req": "x"},
-                    allow_redirects=False)
+    resp = http.get(base_url + "/account", allow_redirects=False)
     return resp.status_code != 303
 
 

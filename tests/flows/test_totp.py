@@ -48,10 +48,9 @@ def _code(base_url: str, http: requests.Session, code: str,
 
 
 def _signed_in(base_url: str, http: requests.Session) -> bool:
-    """Is the cookie jar signed in? (/authorize/continue for an unknown request shows an
-    error page to a signed-in user and sends anyone else to /login.)"""
-    resp = http.get(base_url + "/authorize/continue", params={"req": "x"},
-                    allow_redirects=False)
+    """Is the cookie jar signed in? (/account answers a signed-in user and sends anyone
+    else to /login.)"""
+    resp = http.get(base_url + "/account", allow_redirects=False)
     return resp.status_code != 303
 
 
