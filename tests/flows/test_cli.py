@@ -111,8 +111,10 @@ def test_user_create_prints_id_username_fhir_user(instance):
 
 
 def test_user_create_duplicate_username_fails(instance):
-    ok_json(run(instance, "user", "create", "dup", "--role", "developer"))
-    fails(run(instance, "user", "create", "dup", "--role", "developer"), "already exists")
+    ok_json(run(instance, "user", "create", "dup", "--role", "developer", "--password",
+                "a long enough password"))
+    fails(run(instance, "user", "create", "dup", "--role", "developer", "--password",
+              "a long enough password"), "already exists")
 
 
 def test_user_create_unknown_role_fails(instance):
@@ -131,7 +133,8 @@ def test_user_create_password_breaking_a_rule_fails(instance):
 
 
 def test_user_totp_prints_secret_and_uri(instance):
-    ok_json(run(instance, "user", "create", "doc1", "--role", "clinician"))
+    ok_json(run(instance, "user", "create", "doc1", "--role", "clinician", "--password-stdin",
+                stdin="a long enough password\n"))
     body = ok_json(run(instance, "user", "totp", "doc1"))
     assert len(body["secret"]) >= 32
     assert body["otpauth_uri"].startswith("otpauth://totp/")
