@@ -8,11 +8,14 @@ import re
 
 import pytest
 
-from tests.flows.test_cli import fails, instance, ok_json, run  # noqa: F401 (fixture)
+from tests.flows.test_cli import fails, ok_json, run
+from tests.flows.test_cli import instance as _module_instance
 from tests.helpers import PASSWORD, OAuthFlow, add_patients, make_client, make_user
 from tests.smtp_sink import delivered, smtp_config, smtp_server
 
 NEW_PASSWORD = "a brand new passphrase"
+#: test_cli's fixture: one initialized instance for this module's commands.
+instance = _module_instance
 
 
 def on(app, **extra: str) -> dict:
