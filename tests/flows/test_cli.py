@@ -306,3 +306,49 @@ def test_client_create_can_introspect_and_permissions(instance):
         assert store.clients.find_client(plain["client_id"]).can_introspect is False
         db.session.remove()
         db.engine.dispose()
+
+
+_NO_INSTANCE = {"AUTHSERVER_INSTANCE_PATH": None, "AUTHSERVER_DATABASE_URL": None,
+                "AUTHSERVER_SECRET_KEY": None, "AUTHSERVER_KEY_ENCRYPTION_KEY": None}
+
+
+def test_no_instance_here_is_refused_not_made(tmp_path, monkeypatch):
+    """Without AUTHSERVER_INSTANCE_PATH and ./instance, a command says which path it would
+    use and makes nothing; `init` makes the instance, and then commands run."""
+    monkeypatch.chdir(tmp_path)
+    here = {"overrides": _NO_INSTANCE}
+    for args in (("user", "list"), ("client", "list"), ("keys", "list")):
+        result = run(here, *args)
+        fails(result, f"no instance at {tmp_path / 'instance'}")
+        assert "authserver init" in result.stderr and "AUTHSERVER_INSTANCE_PATH" in result.stderr
+    assert not (tmp_path / "instance").exists()
+    assert ok_json(run(here, "init"))["database"] == "ready"
+    assert (tmp_path / "instance").is_dir()
+    assert ok_json(run(here, "user", "list")) == {"users": [], "next": None}
+
+
+def _commands(command, path=()):
+    import click
+
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+def test_every_option_has_help_and_every_group_an_example():
+    import click
+
+    from authserver.cli import cli
+
+    for path, command in _commands(cli):
+        if isinstance(command, click.Group):
+            assert "Example" in (command.help or ""), path
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.name in ("help", "version"):
+                continue
+            assert param.help, (path, param.name)
+            shown = param.show_default or "[default:" in param.help
+            default = param.to_info_dict()["default"]  # None when there is none
+            if default not in (None, False, ()) and not param.is_flag:
+                assert shown, (path, param.name)
