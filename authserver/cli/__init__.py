@@ -23,14 +23,25 @@ __all__ = ["main", "cli"]
 @click.group()
 @click.version_option(package_name="smart-authserver")
 def cli() -> None:
-    """SMART-on-FHIR authorization server."""
+    """SMART-on-FHIR authorization server.
+
+    The instance (database, secrets, authserver.toml) is AUTHSERVER_INSTANCE_PATH, else
+    ./instance; commands other than init, serve and demo refuse to make a new one.
+
+    \b
+    Examples:
+      authserver init
+      authserver user create alice --role patient --password-stdin < password.txt
+      authserver client list
+      authserver COMMAND --help
+    """
 
 
 #: Every command and group, by module (``authserver --help`` lists them by name).
 COMMANDS: tuple[click.Command, ...] = (
     serve.init, serve.serve, serve.export_well_known,
     demo.demo, demo.fhir_demo,
-    users.user,
+    users.user, users.invite,
     clients.client, clients.resource_server, clients.registration_token,
     launch.launch, launch.patient,
     keys.keys,

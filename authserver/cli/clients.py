@@ -19,20 +19,39 @@ __all__ = ["client", "resource_server", "registration_token"]
 
 @click.group()
 def client() -> None:
-    """Manage client applications."""
+    """Manage client applications.
+
+    \b
+    Examples:
+      authserver client create --name "My app" --redirect-uri https://app.example/cb \\
+          --scope "openid fhirUser launch/patient patient/*.rs"
+      authserver client list --kind app --limit 20
+      authserver client rotate-secret CLIENT_ID --grace 3600   # the old one lasts an hour
+      authserver client disable CLIENT_ID
+    """
 
 
 @client.command("create")
-@click.option("--name", required=True)
-@click.option("--redirect-uri", "redirect_uris", multiple=True)
-@click.option("--scope", default="")
+@click.option("--name", required=True, help="The app's name, as the consent page shows it.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True,
+              help="A redirect URI (https, or http on loopback); repeat for more.")
+@click.option("--scope", default="", show_default=True,
+              help="The scopes the app may ask for, space-separated (empty: none at all, "
+                   "so every request it makes is refused).")
 @click.option("--auth-method", default=None,
-              type=click.Choice([m.value for m in AuthMethod]))
-@click.option("--jwks-file", type=click.Path(dir_okay=False), default=None)
-@click.option("--jwks-uri", default=None)
+              type=click.Choice([m.value for m in AuthMethod]),
+              help="How the app authenticates at /token  [default: private_key_jwt with "
+                   "keys, client_secret_basic for client_credentials, else none]")
+@click.option("--jwks-file", type=click.Path(dir_okay=False), default=None,
+              help="A JSON JWK Set file of the app's public keys (private_key_jwt).")
+@click.option("--jwks-uri", default=None,
+              help="An https URL of the app's JWK Set (private_key_jwt).")
 @click.option("--grant-type", "grant_types", multiple=True,
-              type=click.Choice([g.value for g in GrantType]))
-@click.option("--launch-uri", "launch_uris", multiple=True)
+              type=click.Choice([g.value for g in GrantType]),
+              help="A grant the app uses; repeat for more  [default: authorization_code "
+                   "and refresh_token]")
+@click.option("--launch-uri", "launch_uris", multiple=True,
+              help="The app's EHR launch URL; repeat for more.")
 @click.option("--can-launch", is_flag=True, help="May create EHR launch contexts (POST /launch).")
 @click.option("--can-introspect", is_flag=True,
               help="May introspect other clients' tokens (POST /introspect).")
@@ -40,7 +59,7 @@ def client() -> None:
 def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_method: str | None,
                   jwks_file: str | None, jwks_uri: str | None, grant_types: tuple[str, ...],
                   launch_uris: tuple[str, ...], can_launch: bool, can_introspect: bool) -> None:
-    """Register a client."""
+    """Register a client (prints its secret once, where it has one)."""
     from authserver.services import admin_console
 
     jwks = None
@@ -54,6 +73,74 @@ def client_create(name: str, redirect_uris: tuple[str, ...], scope: str, auth_me
                              auth_method=auth_method, jwks=jwks, jwks_uri=jwks_uri,
                              grant_types=list(grant_types), launch_uris=list(launch_uris),
                              can_launch=can_launch, can_introspect=can_introspect))
+
+
+@client.command("list")
+@click.option("--kind", default=None, type=click.Choice(["app", "resource_server"]),
+              help="Only apps, or only resource servers  [default: both]")
+@click.option("--limit", default=50, show_default=True, type=int,
+              help="Clients per page (at most 500).")
+@click.option("--after", default=None, type=int,
+              help='The "next" id a previous page printed: list the clients after it.')
+@with_app
+def client_list(kind: str | None, limit: int, after: int | None) -> None:
+    """List clients by id: {"clients": [...], "next": id or null}."""
+    from authserver.services import client_admin
+
+    emit(client_admin.list_clients(kind=kind, limit=limit, after=after))
+
+
+@client.command("show")
+@click.argument("client_id")
+@with_app
+def client_show(client_id: str) -> None:
+    """One client's registration, permissions and state (never its secret)."""
+    from authserver.services import client_admin
+
+    emit(client_admin.show_client(client_id))
+
+
+@client.command("disable")
+@click.argument("client_id")
+@with_app
+def client_disable(client_id: str) -> None:
+    """Disable a client: every grant it holds is revoked, its tokens stop at once."""
+    from authserver.services import client_admin
+
+    emit(client_admin.set_enabled(client_id, False))
+
+
+@client.command("enable")
+@click.argument("client_id")
+@with_app
+def client_enable(client_id: str) -> None:
+    """Enable (and so approve) a client."""
+    from authserver.services import client_admin
+
+    emit(client_admin.set_enabled(client_id, True))
+
+
+@client.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--grace", default=0, show_default=True, type=int,
+              help="Seconds the old secret keeps working (0: it stops at once; at most "
+                   "30 days).")
+@with_app
+def client_rotate_secret(client_id: str, grace: int) -> None:
+    """Give a client a new secret (printed once)."""
+    from authserver.services import client_admin
+
+    emit(client_admin.rotate_secret(client_id, grace))
+
+
+@client.command("delete")
+@click.argument("client_id")
+@with_app
+def client_delete(client_id: str) -> None:
+    """Delete a client: every grant, token and consent of it is revoked first."""
+    from authserver.services import client_admin
+
+    emit(client_admin.delete_client(client_id))
 
 
 @client.command("permissions")
@@ -80,11 +167,16 @@ def client_permissions(client_id: str, introspect: bool | None,
 
 @click.group("resource-server")
 def resource_server() -> None:
-    """Manage resource servers (callers of /introspect)."""
+    """Manage resource servers (callers of /introspect).
+
+    \b
+    Example:
+      authserver resource-server create --name "FHIR server"
+    """
 
 
 @resource_server.command("create")
-@click.option("--name", required=True)
+@click.option("--name", required=True, help="The resource server's name.")
 @with_app
 def resource_server_create(name: str) -> None:
     """Create credentials for a resource server."""
@@ -95,23 +187,27 @@ def resource_server_create(name: str) -> None:
 
 @click.group("registration-token")
 def registration_token() -> None:
-    """Initial access tokens for POST /register (RFC 7591 §3)."""
+    """Initial access tokens for POST /register (RFC 7591 §3).
+
+    \b
+    Example:
+      authserver registration-token create --uses 5 --lifetime 86400 --note "partner X"
+    """
 
 
 @registration_token.command("create")
 @click.option("--uses", default=1, show_default=True, type=int,
               help="How many registrations the token allows.")
-@click.option("--lifetime", default=None, type=int,
-              help="Seconds until it expires [default: one day].")
+@click.option("--lifetime", default=86400, show_default=True, type=int,
+              help="Seconds until it expires (60 to 90 days).")
 @click.option("--note", default=None, help="What it is for (kept with it, never the token).")
 @with_app
-def registration_token_create(uses: int, lifetime: int | None, note: str | None) -> None:
+def registration_token_create(uses: int, lifetime: int, note: str | None) -> None:
     """Issue an initial access token (printed once; stored as its SHA-256)."""
     from authserver.services import admin_console
 
     emit(admin_console.create_registration_token(
-        uses=uses, note=note,
-        lifetime=admin_console.REGISTRATION_TOKEN_LIFETIME if lifetime is None else lifetime))
+        uses=uses, note=note, lifetime=lifetime))
 
 
 @registration_token.command("revoke")

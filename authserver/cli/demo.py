@@ -37,8 +37,10 @@ STARTUP_SECONDS = 30.0
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int,
+              help="The authorization server's port (the demo app listens on this + 2).")
 @click.pass_context
 def demo(ctx: click.Context, host: str, port: int) -> None:
     """init + seed demo users, apps and patients + serve (with the demo FHIR server)."""
@@ -49,8 +51,10 @@ def demo(ctx: click.Context, host: str, port: int) -> None:
 
 
 @click.command("fhir-demo")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8001, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on.")
+@click.option("--port", default=8001, show_default=True, type=int,
+              help="The port to listen on.")
 @click.option("--issuer", envvar="AUTHSERVER_ISSUER", default="http://127.0.0.1:8000",
               show_default=True, help="The authorization server whose tokens are accepted.")
 @click.option("--fhir-base", default=None,

@@ -11,7 +11,13 @@ __all__ = ["keys"]
 
 @click.group()
 def keys() -> None:
-    """Signing keys."""
+    """Signing keys.
+
+    \b
+    Examples:
+      authserver keys list
+      authserver keys rotate    # earlier public keys stay published while tokens live
+    """
 
 
 @keys.command("list")

@@ -13,7 +13,13 @@ __all__ = ["policy"]
 
 @click.group()
 def policy() -> None:
-    """Scope ceilings: the most a role's or a user's grants may hold."""
+    """Scope ceilings: the most a role's or a user's grants may hold.
+
+    \b
+    Examples:
+      authserver policy set --role clinician "openid fhirUser user/Patient.rs"
+      authserver policy show
+    """
 
 
 def _policy_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -26,8 +32,9 @@ def _policy_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @policy.command("set")
-@click.option("--role", default=None, help="patient, clinician, admin or developer")
-@click.option("--user", "username", default=None, help="a username")
+@click.option("--role", default=None, help="The role's ceiling: patient, clinician, admin or "
+                                           "developer.")
+@click.option("--user", "username", default=None, help="This user's ceiling (a username).")
 @click.argument("scopes")
 @with_app
 def policy_set(role: str | None, username: str | None, scopes: str) -> None:
@@ -38,8 +45,8 @@ def policy_set(role: str | None, username: str | None, scopes: str) -> None:
 
 
 @policy.command("unset")
-@click.option("--role", default=None)
-@click.option("--user", "username", default=None)
+@click.option("--role", default=None, help="The role whose policy goes.")
+@click.option("--user", "username", default=None, help="The user whose policy goes.")
 @with_app
 def policy_unset(role: str | None, username: str | None) -> None:
     """Remove a ceiling: the role's default applies again."""

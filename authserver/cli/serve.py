@@ -26,9 +26,12 @@ def init() -> None:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int,
+              help="The port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=int,
+              help="gunicorn worker processes.")
 def serve(host: str, port: int, workers: int) -> None:
     """Run the production server (gunicorn)."""
     app = load_app()  # fail fast on configuration errors, before forking workers

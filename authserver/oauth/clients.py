@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
-from authserver import digests
+from authserver import clock, digests
 from authserver.smart.client_types import GrantType
 from authserver.smart.grammar import ScopeError, format_scopes, narrow, parse_scopes
 from authserver.urls import is_loopback_host, origin_of
@@ -16,7 +16,27 @@ from authserver.urls import is_loopback_host, origin_of
 if TYPE_CHECKING:
     from authserver.models import Client
 
-__all__ = ["OAuthClient"]
+__all__ = ["OAuthClient", "PREVIOUS_SECRET"]
+
+
+#: The key in a client's metadata JSON that holds its previous secret after
+#: ``authserver client rotate-secret --grace N``: ``{"sha256": hex, "until": unix seconds}``.
+#: (The clients table has one secret column; no migration was added for a second one.)
+#: Never part of any response: :func:`authserver.services.registration.client_response`
+#: leaves out every key beginning with ``_``.
+PREVIOUS_SECRET = "_previous_secret"
+
+
+def _previous_secret_hash(meta: object) -> str | None:
+    """The previous secret's SHA-256 (hex) while its grace period lasts, else None."""
+    prev = meta.get(PREVIOUS_SECRET) if isinstance(meta, dict) else None
+    if not isinstance(prev, dict):
+        return None
+    digest, until = prev.get("sha256"), prev.get("until")
+    if not isinstance(digest, str) or len(digest) != 64 or not digest.isascii() \
+            or not isinstance(until, int) or clock.now() >= until:
+        return None
+    return digest
 
 
 class OAuthClient(ClientMixin):
@@ -67,10 +87,16 @@ class OAuthClient(ClientMixin):
         return False
 
     def check_client_secret(self, client_secret: str) -> bool:
+        """The current secret, or the one before it while its grace period lasts (see
+        :data:`PREVIOUS_SECRET`); SHA-256 digests compared in constant time, both always."""
         stored = self.row.client_secret_hash
         if not stored or not isinstance(client_secret, str) or len(client_secret) > 512:
             return False
-        return hmac.compare_digest(digests.sha256_hex(client_secret), stored)
+        given = digests.sha256_hex(client_secret)
+        current = hmac.compare_digest(given, stored)
+        previous = _previous_secret_hash(self.row.client_metadata)
+        earlier = hmac.compare_digest(given, previous or stored)
+        return current or (previous is not None and earlier)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         # One registered method for every endpoint (token, introspection, revocation).

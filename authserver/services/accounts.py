@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ProfileError", "check_profile", "create_user", "enrol_totp", "InvitationError",
            "InvalidInvitation", "MailError", "invite", "find", "describe", "accept",
-           "redact_invite_links_in_logs", "pending", "MAIL_TIMEOUT"]
+           "redact_invite_links_in_logs", "pending", "email_address", "MAIL_TIMEOUT"]
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,9 @@ def enrol_totp(username: str) -> dict[str, Any]:
 # ---- sending invitations --------------------------------------------------------------
 
 def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | None = None,
-           invited_by: int) -> dict[str, Any]:
-    """Create an invitation and e-mail its link to ``email``.
+           invited_by: int | None) -> dict[str, Any]:
+    """Create an invitation and e-mail its link to ``email`` (``invited_by``: the inviting
+    user's id, or None for the operator at the command line).
 
     Raises :class:`MailError` when mail is disabled (empty ``SMTP_HOST``) or the server
     refuses the message (the invitation is then withdrawn), :class:`InvitationError` on bad
@@ -173,23 +174,23 @@ def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | N
     except ProfileError as exc:
         raise InvitationError(str(exc)) from None
     name = _check_name(name)
-    inviter = store.accounts.get_user(invited_by)
-    if inviter is None:
+    inviter = store.accounts.get_user(invited_by) if invited_by is not None else None
+    if inviter is None and invited_by is not None:
         raise InvitationError("Only a known user can invite")
     token = digests.new_secret(TOKEN_BYTES)
     t = clock.now()
     row = _store_and_send(dict(token_hash=digests.sha256_hex(token), email=email, role=role,
-                               fhir_user=fhir_user, name=name, invited_by=inviter.id,
+                               fhir_user=fhir_user, name=name, invited_by=invited_by,
                                created_at=t, expires_at=t + conf["INVITATION_LIFETIME"]),
                           token, inviter)
     with store.transaction():
-        audit.record("user.invited", user_id=inviter.id, invitation=row.id, email=email,
-                     role=role)
+        audit.record("user.invited", user_id=invited_by, invitation=row.id, email=email,
+                     role=role, via="admin" if invited_by is not None else "cli")
     return {"id": row.id, "email": row.email, "role": row.role, "fhirUser": row.fhir_user,
             "expires_at": row.expires_at}
 
 
-def _store_and_send(fields: dict[str, Any], token: str, inviter: User) -> Invitation:
+def _store_and_send(fields: dict[str, Any], token: str, inviter: User | None) -> Invitation:
     """Commit the invitation (``fields`` are its columns), then mail its link: no
     transaction is held open while mail is sent. A message the mail server does not take
     withdraws the invitation."""
@@ -202,6 +203,15 @@ def _store_and_send(fields: dict[str, Any], token: str, inviter: User) -> Invita
             store.accounts.delete_invitation(row)
         raise
     return row
+
+
+def email_address(value: Any) -> str | None:
+    """``value`` stripped when it looks like an e-mail address (what an invitation takes),
+    else None."""
+    try:
+        return _check_email(value)
+    except InvitationError:
+        return None
 
 
 def _check_email(email: Any) -> str:
@@ -219,12 +229,14 @@ def _check_name(name: Any) -> str | None:
     return name
 
 
-def _display(user: User) -> str:
+def _display(user: User | None) -> str:
+    if user is None:  # the operator, at the command line
+        return "An administrator"
     name = " ".join((user.name or "").split())
     return f"{name} ({user.username})" if name else user.username
 
 
-def _message(row: Invitation, token: str, inviter: User) -> EmailMessage:
+def _message(row: Invitation, token: str, inviter: User | None) -> EmailMessage:
     conf = current_app.config
     service = conf["TOTP_ISSUER"]
     expires = datetime.fromtimestamp(row.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")

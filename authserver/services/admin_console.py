@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,7 +136,7 @@ def list_clients(owner_id: int | None = None) -> list[Any]:
 
 
 @store.transaction()
-def set_client_enabled(client_id: str, enabled: bool, *, by: int) -> bool:
+def set_client_enabled(client_id: str, enabled: bool, *, by: int | None) -> bool:
     """Enable or disable an app; disabling also ends every grant it holds."""
     row = store.clients.any_client(client_id)
     if row is None:
@@ -293,11 +294,21 @@ def add_patient(patient_id: str, name: str, birth_date: str | None) -> dict[str,
         raise AdminError("patient id must be a FHIR id ([A-Za-z0-9-.], at most 64)")
     if birth_date and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", birth_date):
         raise AdminError("--birth-date must be YYYY-MM-DD")
+    if birth_date and not _real_date(birth_date):
+        raise AdminError(f"--birth-date {birth_date!r} is not a real date (YYYY-MM-DD)")
     family, _, given = (name or "").partition(",")
     if not family.strip():
         raise AdminError('--name must be "Family, Given"')
     row = store.registry.put_patient(patient_id, family.strip(), given.strip(), birth_date)
     return {"id": row.id, "name": row.display_name, "birthDate": row.birth_date}
+
+
+def _real_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def export_well_known(directory: Path) -> dict[str, Any]:
@@ -325,7 +336,10 @@ def list_users() -> list[User]:
 
 
 @store.transaction()
-def set_user_enabled(user_id: int, enabled: bool, *, by: int) -> bool:
+def set_user_enabled(user_id: int, enabled: bool, *, by: int | None) -> bool:
+    """Enable or disable a user (``by``: the administrator, who cannot disable themselves;
+    None: the operator at the command line); disabling ends their sessions and revokes
+    every grant they gave, so re-enabling them later brings no old token back."""
     user = store.accounts.any_user(user_id)
     if user is None or user.id == by:
         return False  # an admin cannot lock themselves out
@@ -334,6 +348,7 @@ def set_user_enabled(user_id: int, enabled: bool, *, by: int) -> bool:
                  target=user.username)
     if not enabled:
         store.accounts.end_sessions_of(user.id)
+        store.authorization.revoke_user_grants(user.id)
     return True
 
 

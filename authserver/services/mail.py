@@ -27,7 +27,8 @@ from typing import Any
 
 from flask import current_app
 
-__all__ = ["configured", "message", "send_later", "drain", "MAIL_TIMEOUT"]
+__all__ = ["configured", "message", "send_later", "send_now", "NotSent", "drain",
+           "MAIL_TIMEOUT"]
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,7 @@ def send_later(msg: EmailMessage | None, what: str) -> None:
     at once. Nothing is raised: a failure is logged without the message's content."""
     if msg is None or not configured():
         return
-    conf = current_app.config
-    settings = {"host": str(conf["SMTP_HOST"]), "port": int(conf["SMTP_PORT"]),
-                "starttls": bool(conf["SMTP_STARTTLS"]),
-                "username": str(conf["SMTP_USERNAME"] or ""),
-                "password": str(conf["SMTP_PASSWORD"] or "")}
+    settings = _settings()
     thread = threading.Thread(target=_deliver, args=(settings, msg, what), daemon=True,
                               name=f"authserver-mail-{what}")
     with _lock:
@@ -81,14 +78,43 @@ def send_later(msg: EmailMessage | None, what: str) -> None:
     thread.start()
 
 
+class NotSent(Exception):
+    """The mail server did not take the message; ``str()`` names the exception's class
+    only (a server's reply may quote the message, which can hold a link)."""
+
+
+def send_now(msg: EmailMessage | None) -> None:
+    """Deliver ``msg`` before returning (the command line, which must say whether it went
+    out); raises :class:`NotSent` when mail is off, the message could not be built or the
+    server refused it (not logged: the caller says it)."""
+    if msg is None or not configured():
+        raise NotSent("mail is not configured" if msg is not None else "not built")
+    try:
+        _smtp(_settings(), msg)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise NotSent(exc.__class__.__name__) from None
+
+
+def _settings() -> dict[str, Any]:
+    conf = current_app.config
+    return {"host": str(conf["SMTP_HOST"]), "port": int(conf["SMTP_PORT"]),
+            "starttls": bool(conf["SMTP_STARTTLS"]),
+            "username": str(conf["SMTP_USERNAME"] or ""),
+            "password": str(conf["SMTP_PASSWORD"] or "")}
+
+
+def _smtp(settings: dict[str, Any], msg: EmailMessage) -> None:
+    with smtplib.SMTP(settings["host"], settings["port"], timeout=MAIL_TIMEOUT) as smtp:
+        if settings["starttls"]:
+            smtp.starttls(context=ssl.create_default_context())
+        if settings["username"]:
+            smtp.login(settings["username"], settings["password"])
+        smtp.send_message(msg)
+
+
 def _deliver(settings: dict[str, Any], msg: EmailMessage, what: str) -> None:
     try:
-        with smtplib.SMTP(settings["host"], settings["port"], timeout=MAIL_TIMEOUT) as smtp:
-            if settings["starttls"]:
-                smtp.starttls(context=ssl.create_default_context())
-            if settings["username"]:
-                smtp.login(settings["username"], settings["password"])
-            smtp.send_message(msg)
+        _smtp(settings, msg)
     except Exception as exc:  # a thread of its own: nothing above it to handle this
         log.warning("%s e-mail not sent via %s:%s: %s", what, settings["host"],
                     settings["port"], exc.__class__.__name__)

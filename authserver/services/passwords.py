@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from authserver.models import PasswordReset, User
 
 __all__ = ["PasswordError", "ResetLinkInvalid", "change", "request_reset", "reset_user",
-           "reset", "reset_available", "redact_reset_links_in_logs", "RESET_TOKEN_BYTES",
-           "RESEND_INTERVAL"]
+           "reset", "reset_available", "send_link_now", "set_by_operator",
+           "redact_reset_links_in_logs", "RESET_TOKEN_BYTES", "RESEND_INTERVAL"]
 
 #: Bytes of randomness in a reset token (256 bits).
 RESET_TOKEN_BYTES = 32
@@ -190,6 +190,44 @@ def reset(token: str, password: str, confirm: str) -> None:
         _save(user, password_hash, keep_session=None, event="password.reset", reset=row.id)
     ratelimit.password_accepted(user.username)
     _notify(user, "with a link sent to this e-mail address", "Every sign-in was ended.")
+
+
+# ---- set by the operator (``authserver user reset-password``) ---------------------------
+
+def send_link_now(user: User) -> int | None:
+    """Mail ``user`` (enabled, with an e-mail address) a forgotten-password link at once,
+    for the operator who must hear whether it went out: the link's expiry, or None when one
+    was sent less than RESEND_INTERVAL ago (that one still works). Raises
+    :class:`authserver.services.mail.NotSent` (the link is then withdrawn)."""
+    t = clock.now()
+    token = digests.new_secret(RESET_TOKEN_BYTES)
+    with store.transaction():
+        sent = _issue(user, digests.sha256_hex(token), t)
+        audit.record("password.reset_requested", user_id=user.id, sent=sent, via="cli")
+    if not sent:
+        return None
+    try:
+        mail.send_now(_link_message(user, token, t))
+    except mail.NotSent:
+        with store.transaction():
+            store.password_resets.withdraw_unused(user.id)
+        raise
+    return t + current_app.config["PASSWORD_RESET_LIFETIME"]
+
+
+def set_by_operator(user: User, password: str) -> None:
+    """Set ``password`` for ``user`` (the policy's rules: :class:`PasswordError` on
+    ``password``); every session of the user ends and the unused reset links are withdrawn,
+    as after a reset."""
+    problem = passwords.check_password_policy(password, user.username)
+    if problem:
+        raise PasswordError("password", problem)
+    password_hash = passwords.hash_password(password)
+    with store.transaction():
+        store.password_resets.withdraw_unused(user.id)
+        _save(user, password_hash, keep_session=None, event="password.set_by_operator")
+    ratelimit.password_accepted(user.username)
+    _notify(user, "by an administrator", "Every sign-in was ended.")
 
 
 # ---- mail -------------------------------------------------------------------------------

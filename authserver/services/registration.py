@@ -101,7 +101,8 @@ def client_response(client: Client, secret: str | None = None) -> dict[str, Any]
         body["client_secret"] = secret
         body["client_secret_expires_at"] = 0  # REQUIRED when a secret is issued; 0 = never
     body["client_id_issued_at"] = client.created_at
-    body.update(client.client_metadata)
+    # Keys beginning with "_" are the server's own (a rotated secret's digest), not metadata.
+    body.update({k: v for k, v in client.client_metadata.items() if not k.startswith("_")})
     return body
 
 

@@ -199,6 +199,28 @@ def all_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.username)))
 
 
+def users_page(*, role: str | None, disabled: bool | None, after: int | None,
+               limit: int) -> list[User]:
+    """Up to ``limit`` users (enabled or not) by id, those after id ``after`` (keyset: no
+    OFFSET, so a page never repeats or skips a user when others are added meanwhile);
+    only ``role``'s, or only disabled (True) or enabled (False) ones when given."""
+    stmt = select(User).order_by(User.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(User.id > after)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if disabled is not None:
+        stmt = stmt.where(User.disabled.is_(disabled))
+    return list(db.session.scalars(stmt))
+
+
+def count_live_sessions(user_id: int) -> int:
+    """How many sign-in sessions of the user are neither ended nor expired."""
+    us = UserSession
+    return int(db.session.scalar(select(func.count()).select_from(us).where(
+        us.user_id == user_id, us.ended_at.is_(None), us.expires_at > now())) or 0)
+
+
 def end_sessions_of(user_id: int, *, keep: str | None = None) -> int:
     """End every live sign-in session of the user but ``keep`` (their ``online_access``
     grants end with them); returns how many were ended."""

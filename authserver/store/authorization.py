@@ -148,6 +148,15 @@ def revoke_client_grants(client_id: str) -> int:
     return len(ids)
 
 
+def revoke_user_grants(user_id: int) -> int:
+    """Revoke every live grant of the user (all apps); returns how many."""
+    ids = list(db.session.scalars(select(Grant.id).where(Grant.user_id == user_id,
+                                                         Grant.revoked_at.is_(None))))
+    for gid in ids:
+        revoke_grant(gid)
+    return len(ids)
+
+
 def revoke_access_token(jti: str, expires_at: int) -> None:
     """Remember a revoked access token until it would have expired anyway (idempotent)."""
     if db.session.get(RevokedToken, jti) is None:

@@ -195,3 +195,23 @@ def list_apps(owner_id: int | None = None) -> list[Client]:
     if owner_id is not None:
         stmt = stmt.where(Client.owner_id == owner_id)
     return list(db.session.scalars(stmt))
+
+
+def clients_page(*, kind: str | None, after: int | None, limit: int) -> list[Client]:
+    """Up to ``limit`` clients (enabled or not) by row id, those after row id ``after``
+    (keyset: no OFFSET); only ``kind``'s (``app`` or ``resource_server``) when given."""
+    stmt = select(Client).order_by(Client.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Client.id > after)
+    if kind is not None:
+        stmt = stmt.where(Client.kind == kind)
+    return list(db.session.scalars(stmt))
+
+
+def delete_client(row: Client) -> None:
+    """Remove the client row in the caller's unit of work (its CORS origins go with it,
+    ON DELETE CASCADE). Grants, tokens and consents name the client by id and are not
+    deleted: revoke them first (a grant whose client is gone is inactive anyway)."""
+    db.session.execute(delete(ClientOrigin.__table__).where(
+        ClientOrigin.__table__.c.client_id == row.client_id))
+    db.session.delete(row)

@@ -67,6 +67,14 @@ def revoke_consent(user_id: int, client_id: str) -> None:
     revoke_user_client_grants(user_id, client_id)
 
 
+def revoke_client_consents(client_id: str) -> int:
+    """End every user's live consent for the client (not its grants: see
+    :func:`authserver.store.authorization.revoke_client_grants`); returns how many."""
+    return db.session.execute(update(Consent).where(
+        Consent.client_id == client_id, Consent.revoked_at.is_(None))
+        .values(revoked_at=now())).rowcount
+
+
 def list_consents(user_id: int) -> list[Consent]:
     return list(db.session.scalars(select(Consent).where(
         Consent.user_id == user_id, Consent.revoked_at.is_(None)).order_by(Consent.updated_at)))

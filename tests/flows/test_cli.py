@@ -111,8 +111,10 @@ def test_user_create_prints_id_username_fhir_user(instance):
 
 
 def test_user_create_duplicate_username_fails(instance):
-    ok_json(run(instance, "user", "create", "dup", "--role", "developer"))
-    fails(run(instance, "user", "create", "dup", "--role", "developer"), "already exists")
+    ok_json(run(instance, "user", "create", "dup", "--role", "developer", "--password",
+                "a long enough password"))
+    fails(run(instance, "user", "create", "dup", "--role", "developer", "--password",
+              "a long enough password"), "already exists")
 
 
 def test_user_create_unknown_role_fails(instance):
@@ -131,7 +133,8 @@ def test_user_create_password_breaking_a_rule_fails(instance):
 
 
 def test_user_totp_prints_secret_and_uri(instance):
-    ok_json(run(instance, "user", "create", "doc1", "--role", "clinician"))
+    ok_json(run(instance, "user", "create", "doc1", "--role", "clinician", "--password-stdin",
+                stdin="a long enough password\n"))
     body = ok_json(run(instance, "user", "totp", "doc1"))
     assert len(body["secret"]) >= 32
     assert body["otpauth_uri"].startswith("otpauth://totp/")
@@ -303,3 +306,49 @@ def test_client_create_can_introspect_and_permissions(instance):
         assert store.clients.find_client(plain["client_id"]).can_introspect is False
         db.session.remove()
         db.engine.dispose()
+
+
+_NO_INSTANCE = {"AUTHSERVER_INSTANCE_PATH": None, "AUTHSERVER_DATABASE_URL": None,
+                "AUTHSERVER_SECRET_KEY": None, "AUTHSERVER_KEY_ENCRYPTION_KEY": None}
+
+
+def test_no_instance_here_is_refused_not_made(tmp_path, monkeypatch):
+    """Without AUTHSERVER_INSTANCE_PATH and ./instance, a command says which path it would
+    use and makes nothing; `init` makes the instance, and then commands run."""
+    monkeypatch.chdir(tmp_path)
+    here = {"overrides": _NO_INSTANCE}
+    for args in (("user", "list"), ("client", "list"), ("keys", "list")):
+        result = run(here, *args)
+        fails(result, f"no instance at {tmp_path / 'instance'}")
+        assert "authserver init" in result.stderr and "AUTHSERVER_INSTANCE_PATH" in result.stderr
+    assert not (tmp_path / "instance").exists()
+    assert ok_json(run(here, "init"))["database"] == "ready"
+    assert (tmp_path / "instance").is_dir()
+    assert ok_json(run(here, "user", "list")) == {"users": [], "next": None}
+
+
+def _commands(command, path=()):
+    import click
+
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+def test_every_option_has_help_and_every_group_an_example():
+    import click
+
+    from authserver.cli import cli
+
+    for path, command in _commands(cli):
+        if isinstance(command, click.Group):
+            assert "Example" in (command.help or ""), path
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.name in ("help", "version"):
+                continue
+            assert param.help, (path, param.name)
+            shown = param.show_default or "[default:" in param.help
+            default = param.to_info_dict()["default"]  # None when there is none
+            if default not in (None, False, ()) and not param.is_flag:
+                assert shown, (path, param.name)

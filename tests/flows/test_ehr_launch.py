@@ -22,6 +22,7 @@ from tests.helpers import (
     EHR_SCOPES,
     FHIR_BASE,
     OAuthFlow,
+    add_patients,
     location_query,
     make_client,
     make_clinician,
@@ -103,6 +104,7 @@ def _post_launch(base_url: str, client: dict | None, **kw) -> requests.Response:
 # ---- the EHR launch, end to end -----------------------------------------------------------
 
 def test_ehr_launch_via_cli_puts_context_in_token_response(ehr, app, base_url):
+    add_patients(app, ("p9", "Doe, Jane", None))  # the CLI launches registry patients only
     out = _cli(app, "launch", "create", "--patient", "p9", "--encounter", "e7",
                "--fhir-context", json.dumps(FHIR_CONTEXT), "--need-patient-banner",
                "--intent", "reconcile-medications", "--user", "drsmith")
