@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from flask import current_app, g, request, session
 
 from authserver import audit, clock, ratelimit, store
-from authserver.auth import passwords, totp
+from authserver.auth import passwords, recovery_codes, totp
 from authserver.auth.secrets_box import unseal
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ __all__ = [
     "begin_second_factor", "pending_user", "verify_totp", "TotpOutcome", "totp_locked_until",
     "sign_in", "sign_out", "safe_next", "MAX_TOTP_FAILURES", "MAX_TOTP_LOCKOUT_SECONDS",
     "totp_failures", "enrolment_secret", "confirm_enrolment", "SECOND_FACTOR_SECONDS",
-    "SEEN_EVERY",
+    "SEEN_EVERY", "abandon_second_factor", "issue_recovery_codes", "replace_totp",
 ]
 
 #: Wrong TOTP codes allowed per sign-in before it starts over.
@@ -137,6 +137,7 @@ class TotpOutcome(enum.Enum):
     WRONG = "wrong"      # refused; this sign-in may try again
     RESTART = "restart"  # MAX_TOTP_FAILURES in this sign-in: the password is due again
     LOCKED = "locked"    # the account's second step is locked (totp_locked_until)
+    RECOVERED = "recovered"  # a recovery code was accepted (and spent): sign the user in
 
 
 def totp_locked_until(user: User, t: int | None = None) -> int | None:
@@ -170,40 +171,74 @@ def _lock_after_too_many(user: User, t: int) -> int | None:
 
 
 def verify_totp(user: User, code: str, now: datetime | None = None) -> TotpOutcome:
-    """Check a TOTP code once: the accepted time-step is remembered, replays refused.
+    """Check a TOTP code, or a recovery code typed in its place, once: the accepted
+    time-step is remembered and a recovery code spent, so replays are refused.
 
     While the account's second step is locked no code is looked at, not even the right one.
-    After :data:`MAX_TOTP_FAILURES` wrong codes (of this user, in this sign-in) the sign-in
-    starts over: the pending state is cleared and the password must be given again. Across
-    sign-ins, TOTP_LOCKOUT_FAILURES wrong codes within TOTP_LOCKOUT_WINDOW lock the step
-    (audit ``login.totp_locked``); a successful code ends the run of lockouts."""
+    A wrong recovery code counts as a wrong TOTP code. After :data:`MAX_TOTP_FAILURES` wrong
+    codes (of this user, in this sign-in) the sign-in starts over: the pending state is
+    cleared and the password must be given again. Across sign-ins, TOTP_LOCKOUT_FAILURES
+    wrong codes within TOTP_LOCKOUT_WINDOW lock the step (audit ``login.totp_locked``); a
+    successful TOTP code ends the run of lockouts."""
     t = clock.now()
     if totp_locked_until(user, t) is not None:
         return TotpOutcome.LOCKED
     if totp_failures(user) >= MAX_TOTP_FAILURES:  # e.g. a replayed cookie of a spent sign-in
         session.clear()
         return TotpOutcome.RESTART
+    recovery = recovery_codes.normalise(code)
+    if recovery is not None:
+        if _spend_recovery_code(user, recovery, t):
+            return TotpOutcome.RECOVERED
+        return _wrong_code(user, t, recovery_code=True)
     secret = totp_secret(user)
     step = None
     if secret:
         step = totp.verify(secret, code if isinstance(code, str) else "",
                            now or datetime.now(UTC), user.totp_last_step)
     if step is None:
-        with store.transaction():  # counted at once: racing sign-ins see each other's
-            audit.record("login.totp_failed", user_id=user.id)
-        if _lock_after_too_many(user, t) is not None:
-            session.clear()  # this sign-in is spent too
-            return TotpOutcome.LOCKED
-        if totp_failures(user) >= MAX_TOTP_FAILURES:
-            session.clear()
-            return TotpOutcome.RESTART
-        return TotpOutcome.WRONG
+        return _wrong_code(user, t, recovery_code=False)
     # Conditional update: two racing submissions of the same code cannot both pass, and a
     # lockout that landed meanwhile wins over the code.
     with store.transaction():
         accepted = store.accounts.accept_totp_step(user.id, step, t)
     store.accounts.reload(user)
     return TotpOutcome.OK if accepted else TotpOutcome.WRONG
+
+
+def _wrong_code(user: User, t: int, *, recovery_code: bool) -> TotpOutcome:
+    """Count one wrong code, then lock or restart when that was one too many."""
+    with store.transaction():  # counted at once: racing sign-ins see each other's
+        audit.record("login.totp_failed", user_id=user.id, recovery_code=recovery_code)
+    if _lock_after_too_many(user, t) is not None:
+        session.clear()  # this sign-in is spent too
+        return TotpOutcome.LOCKED
+    if totp_failures(user) >= MAX_TOTP_FAILURES:
+        session.clear()
+        return TotpOutcome.RESTART
+    return TotpOutcome.WRONG
+
+
+def _spend_recovery_code(user: User, code: str, t: int) -> bool:
+    """Spend one of the user's recovery codes (single use: of two racing sign-ins with one
+    code, one wins); audited with how many are left, in the same unit of work."""
+    with store.transaction():
+        won = store.recovery_codes.spend_code(user.id, recovery_codes.digest(user.id, code), t)
+        if won:
+            audit.record("login.recovery_code_used", user_id=user.id,
+                         remaining=store.recovery_codes.remaining(user.id))
+    return won
+
+
+def issue_recovery_codes(user_id: int, event: str) -> list[str]:
+    """A fresh set of recovery codes for the account, replacing every old one, in the
+    caller's unit of work (audited as ``event``). The codes, as shown to people: this is the
+    only time they exist outside the person's hands (only digests are stored)."""
+    codes = recovery_codes.new_codes()
+    store.recovery_codes.replace_codes(user_id, [recovery_codes.digest(user_id, c)
+                                                 for c in codes], clock.now())
+    audit.record(event, user_id=user_id, count=len(codes))
+    return [recovery_codes.display(c) for c in codes]
 
 
 @store.transaction()
@@ -260,24 +295,51 @@ def enrolment_secret(user: User) -> str:
     return secret
 
 
-def confirm_enrolment(user: User, code: str, now: datetime | None = None) -> bool:
-    """Save the enrolled secret once a code from it is right."""
+def _confirmed(user: User, code: str, now: datetime | None) -> tuple[bytes, int] | None:
+    """(the sealed secret being enrolled, the step ``code`` matched), or None: wrong code."""
     from authserver.auth.secrets_box import seal
 
     secret = enrolment_secret(user)
     step = totp.verify(secret, code if isinstance(code, str) else "", now or datetime.now(UTC),
                        None)
-    if step is None:
-        return False
+    return None if step is None else (seal(secret, purpose=f"totp:{user.id}"), step)
+
+
+def confirm_enrolment(user: User, code: str, now: datetime | None = None) -> list[str] | None:
+    """Save the enrolled secret once a code from it is right, and make the account's
+    recovery codes; returns them (to be shown once), or None when nothing was saved."""
+    found = _confirmed(user, code, now)
+    if found is None:
+        return None
+    codes = None
     # Conditional update: a second enrolment page (say, an attacker who also has the password
     # and opened it earlier) can never replace a secret the user has already confirmed.
     with store.transaction():
-        won = store.accounts.enrol_totp_once(user.id, seal(secret, purpose=f"totp:{user.id}"),
-                                             step)
-        if won:
+        if store.accounts.enrol_totp_once(user.id, *found):
             audit.record("user.totp_enrolled", user_id=user.id)
+            codes = issue_recovery_codes(user.id, "user.recovery_codes_created")
     store.accounts.reload(user)
-    if not won:
+    if codes is not None:
+        session.pop("enrol_secret", None)
+    return codes
+
+
+def replace_totp(user: User, code: str, now: datetime | None = None) -> bool:
+    """Put the secret being enrolled in place of the account's one, once a code from it is
+    right (the caller has checked the person again). The recovery codes stay."""
+    found = _confirmed(user, code, now)
+    if found is None:
         return False
+    with store.transaction():
+        store.accounts.replace_totp(user.id, *found)
+        audit.record("user.totp_replaced", user_id=user.id)
+    store.accounts.reload(user)
     session.pop("enrol_secret", None)
     return True
+
+
+def abandon_second_factor() -> None:
+    """"Not you? Start over": forget the half-done sign-in (password given, second step not
+    yet), and the secret being enrolled in it. A finished sign-in is left alone."""
+    for key in ("pending_uid", "pending_at", "pending_mark", "enrol_secret"):
+        session.pop(key, None)

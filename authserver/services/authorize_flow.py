@@ -242,11 +242,17 @@ def _sign_in_step(rid: str) -> Step:
 @store.transaction()
 def signed_out(rid: str) -> Step:
     """/authorize/continue without a signed-in user: the sign-in page, or for
-    ``prompt=none`` (OIDC Core §3.1.2.6) ``login_required`` sent back to the app."""
+    ``prompt=none`` (OIDC Core §3.1.2.6) ``login_required`` sent back to the app. A request
+    that is unknown, expired or no longer valid says so first: nobody signs in (password and
+    TOTP) only to be told the request was dead."""
     pending = store.interaction.get_pending(rid)
-    if pending is not None and "none" in _prompts(pending):
-        parked = load(pending)
-        return parked.refuse(LoginRequiredError()) if isinstance(parked, Parked) else parked
+    if pending is None:
+        return EXPIRED
+    parked = load(pending)
+    if not isinstance(parked, Parked):
+        return parked
+    if "none" in _prompts(pending):
+        return parked.refuse(LoginRequiredError())
     return _sign_in_step(rid)
 
 

@@ -8,6 +8,7 @@ One module per aggregate, each stating its not-found, expiry and reuse semantics
 - :mod:`.clients`: apps, registration tokens, CORS origins;
 - :mod:`.accounts`: users, sign-in sessions, TOTP steps;
 - :mod:`.password_resets`: forgotten-password links (SHA-256 of the token, single use);
+- :mod:`.recovery_codes`: two-step recovery codes (digests, single use);
 - :mod:`.jti`: client assertion ``jti`` replay cache;
 - :mod:`.registry`: patients;
 - :mod:`.policies`: scope ceilings per role and per user;
@@ -34,6 +35,7 @@ from authserver.store import (
     jti,
     password_resets,
     policies,
+    recovery_codes,
     registry,
     signing_keys,
 )
@@ -41,4 +43,4 @@ from authserver.store._db import Outcome, consume, database_reachable, init_app,
 
 __all__ = ["Outcome", "accounts", "audit", "authorization", "clients", "consume",
            "database_reachable", "grants", "init_app", "interaction", "jti", "password_resets",
-           "policies", "registry", "signing_keys", "transaction"]
+           "policies", "recovery_codes", "registry", "signing_keys", "transaction"]

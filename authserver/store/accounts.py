@@ -7,7 +7,9 @@
   most once per interval (a conditional UPDATE).
 - TOTP: :func:`accept_totp_step` accepts each time step of an account once (a conditional
   UPDATE: a replayed or older step loses, also across workers); :func:`lock_totp` locks the
-  second step only if no one else counted the same lockout first.
+  second step only if no one else counted the same lockout first. :func:`enrol_totp_once`
+  saves a first secret only; :func:`replace_totp` and :func:`remove_totp` (the person's own
+  choice on the account page, after their password) act on an unknown user as a no-op.
 - Invitations: found by token hash; spent once (:func:`spend_invitation`) in the unit of
   work that creates the account, so a refused username leaves the link usable.
 """
@@ -141,6 +143,20 @@ def enrol_totp_once(user_id: int, sealed_secret: bytes, step: int) -> bool:
     return consume(User, key=(User.id == user_id,), live=(User.totp_secret_enc.is_(None),),
                    values={"totp_secret_enc": sealed_secret, "totp_last_step": step},
                    commit=False) is Outcome.WON
+
+
+def replace_totp(user_id: int, sealed_secret: bytes, step: int) -> None:
+    """Put a newly confirmed TOTP secret (and the step that confirmed it) in place of the
+    account's one, whatever it was; the lockout state stays. In the caller's unit of work."""
+    db.session.execute(update(User).where(User.id == user_id)
+                       .values(totp_secret_enc=sealed_secret, totp_last_step=step))
+
+
+def remove_totp(user_id: int) -> None:
+    """Forget the account's TOTP secret and last step (a no-op when it has none). In the
+    caller's unit of work."""
+    db.session.execute(update(User).where(User.id == user_id)
+                       .values(totp_secret_enc=None, totp_last_step=None))
 
 
 def reload(user: User) -> None:

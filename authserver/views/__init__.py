@@ -9,6 +9,7 @@ from flask import Blueprint, Flask
 
 from authserver.views import (
     account,
+    account_two_step,
     authorize,
     enrol,
     health,
@@ -35,8 +36,9 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     token.bp, introspect.bp, revoke.bp, userinfo.bp, register.bp, launch.bp,
     # interaction: the browser's way through /authorize
     authorize.bp, picker.bp, login.bp, enrol.bp,
-    # account: a signed-in person's connected apps; passwords (change, forgotten)
-    account.bp, password.bp,
+    # account: a signed-in person's connected apps, two-step sign-in; passwords (change,
+    # forgotten)
+    account.bp, account_two_step.bp, password.bp,
     # admin: the developer and admin consoles, invitations
     portal.bp, invite.bp,
     # discovery: what anyone may read (and the root, the favicon)

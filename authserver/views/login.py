@@ -18,6 +18,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from werkzeug.wrappers import Response
 
 from authserver import clock
+from authserver.auth import recovery_codes
 from authserver.auth import session as auth
 from authserver.extensions import limiter
 from authserver.i18n import lazy_gettext
@@ -30,6 +31,8 @@ _FAILED = lazy_gettext("Wrong username or password.")
 _PASSWORD_LOCKED = lazy_gettext("Too many failed sign-ins with this username, so sign-in "
                                 "with it is paused. %(wait)s.")
 # The TOTP step's page (templates/totp.html) is not translated yet: its messages stay English.
+_WRONG_RECOVERY_CODE = ("That recovery code is not right, or it has been used already. Each "
+                        "code works once.")
 _TOTP_LOCKED = ("Too many wrong codes for this account. The verification step is locked for "
                 "about {minutes} minutes (until {until} UTC); no code is accepted until then.")
 
@@ -72,12 +75,21 @@ def login():
     return redirect(nxt, 303)
 
 
-def _totp_locked_page(until: int, nxt: str, status: int):
+def _totp_locked_page(user: Any, until: int, nxt: str, status: int):
     minutes, seconds = _minutes(until)
     message = _TOTP_LOCKED.format(minutes=minutes,
                                   until=time.strftime("%H:%M", time.gmtime(until)))
-    return render_template("totp.html", next=nxt, error=message, locked=True), status, {
-        "Retry-After": str(seconds)}
+    return render_template("totp.html", next=nxt, error=message, locked=True,
+                           username=user.username), status, {"Retry-After": str(seconds)}
+
+
+def _wrong_code_page(user: Any, nxt: str, code: str):
+    """The TOTP step again, the error on the field that was used (a recovery code has its
+    own field, in a "Use a recovery code" section that is then open)."""
+    recovery = recovery_codes.normalise(code) is not None
+    error = (_WRONG_RECOVERY_CODE if recovery else "That code is not right.")
+    return render_template("totp.html", next=nxt, error=error, recovery=recovery,
+                           username=user.username), 401
 
 
 def second_factor_step(*, enrolled: bool) -> tuple[Any, str] | Response:
@@ -103,18 +115,26 @@ def totp():
     user, nxt = step
     locked = auth.totp_locked_until(user)
     if locked is not None:
-        return _totp_locked_page(locked, nxt, 200 if request.method == "GET" else 429)
+        return _totp_locked_page(user, locked, nxt, 200 if request.method == "GET" else 429)
     if request.method == "GET":
-        return render_template("totp.html", next=nxt, error=None)
-    outcome = auth.verify_totp(user, request.form.get("code", ""))
+        return render_template("totp.html", next=nxt, error=None, username=user.username)
+    code = request.form.get("code", "")
+    outcome = auth.verify_totp(user, code)
     if outcome is auth.TotpOutcome.LOCKED:
-        return _totp_locked_page(auth.totp_locked_until(user) or clock.now(), nxt, 429)
+        return _totp_locked_page(user, auth.totp_locked_until(user) or clock.now(), nxt, 429)
     if outcome is auth.TotpOutcome.RESTART:  # too many wrong codes: start over
         return redirect(url_for("login.login", next=nxt, restarted=1), 303)
     if outcome is auth.TotpOutcome.WRONG:
-        return render_template("totp.html", next=nxt, error="That code is not right."), 401
-    auth.sign_in(user)
+        return _wrong_code_page(user, nxt, code)
+    auth.sign_in(user)  # OK, or RECOVERED (a recovery code, now spent)
     return redirect(nxt, 303)
+
+
+@bp.post("/login/restart")
+def restart():
+    """"Not you? Start over": the half-done sign-in ends; the password page, same ``next``."""
+    auth.abandon_second_factor()
+    return redirect(url_for("login.login", next=auth.safe_next(request.form.get("next"))), 303)
 
 
 @bp.route("/logout", methods=["GET", "POST"])

@@ -105,7 +105,55 @@ def pages(app, base_url) -> list[tuple[str, str, requests.Session | None, str]]:
     ]
 
 
-def test_no_serious_or_critical_violation_on_any_page(browser, pages, base_url):
+def _seeded_links(app) -> tuple[str, str]:
+    """A live password-reset link for alice and an invitation link (their tokens are
+    random and stored hashed, as the server makes them)."""
+    from authserver import clock, digests, store
+    from authserver.extensions import db
+
+    reset, invite = digests.new_secret(32), digests.new_secret(32)
+    with app.app_context():
+        alice = store.accounts.get_user_by_username("alice")
+        store.password_resets.add(user_id=alice.id, token_hash=digests.sha256_hex(reset),
+                                  created_at=clock.now(), expires_at=clock.now() + 1800)
+        store.accounts.add_invitation(token_hash=digests.sha256_hex(invite),
+                                      email="nurse@example.org", role="clinician",
+                                      fhir_user="Practitioner/pr7", name="Nurse",
+                                      invited_by=None, created_at=clock.now(),
+                                      expires_at=clock.now() + 3600)
+        db.session.commit()
+    return f"/reset/{reset}", f"/invite/{invite}"
+
+
+@pytest.fixture
+def more_pages(app, base_url, pages) -> list[tuple[str, str, requests.Session | None, str]]:
+    """The account's own pages (password, two-step, an app's change and revoke pages), the
+    mailed links' pages and the 403 / 404 pages."""
+    reset, invite = _seeded_links(app)
+    alice = [p for p in pages if p[0] == "account"][0][2]
+    flow = OAuthFlow(base_url, make_client(app, name="Connected App"), alice)
+    flow.authorize()
+    flow.follow()
+    flow.consent()
+    assert flow.token(flow.code()).status_code == 200
+    cid = flow.client["client_id"]
+    return [
+        ("password change", base_url + "/account/password", alice, "#current_password"),
+        ("forgotten password", base_url + "/forgot", None, "main h1"),
+        ("password reset link", base_url + reset, None, "#password_confirm"),
+        ("invitation", base_url + invite, None, "form"),
+        ("two-step setup", base_url + "/account/two-step/setup", alice, "main h1"),
+        ("change an app", base_url + "/account/apps/change?client_id=" + cid, alice,
+         "input[name=scope]"),
+        ("revoke an app", base_url + "/account/revoke?client_id=" + cid, alice,
+         "form[action='/account/revoke']"),
+        ("403", base_url + "/admin", alice, "main h1"),
+        ("404", base_url + "/no-such-page", None, "main h1"),
+    ]
+
+
+def test_no_serious_or_critical_violation_on_any_page(browser, pages, more_pages, base_url):
+    pages = pages + more_pages
     if not AXE.exists():
         pytest.skip(f"axe-core is not installed at {AXE} (.ci/install-interop installs it)")
     found = {}

@@ -142,7 +142,8 @@ def test_browser_clinician_standalone_launch_with_totp_and_picker(browser, demo,
     page.wait_for_selector("button[name=decision][value=allow]")
     assert page.inner_text("#app-name") == "SMART Demo App"
     # The page names the patient the clinician picked (the wrong-patient check), never "your".
-    assert "Bob Sample, born 1971-11-02" in page.inner_text("#patient-named")
+    assert page.inner_text("#patient-named strong") == "Bob Sample"
+    assert page.get_attribute("#patient-named time", "datetime") == "1971-11-02"  # born
     assert "Bob Sample's" in page.inner_text("#section-record")
     assert "your" not in page.inner_text("#section-record").lower()
     # A keyboard user reaches Allow in three presses: Tab to the skip link, Enter, Tab.

@@ -370,6 +370,23 @@ def test_authorize_continue_with_unknown_request_is_an_error_page(patient_app, b
     assert resp.status_code == 400 and "Location" not in resp.headers
 
 
+def test_a_dead_request_says_so_before_asking_anyone_to_sign_in(app, patient_app, base_url):
+    """Signed out: an unknown handle, or a request whose app was disabled since, is a page
+    at once, not the sign-in page first (UX review 3.14)."""
+    resp = requests.get(base_url + "/authorize/continue?req=nope", allow_redirects=False)
+    assert resp.status_code == 400 and "expired" in resp.text
+    flow = _flow(base_url, patient_app)
+    flow.authorize()
+    from authserver import store
+    from authserver.extensions import db
+    with app.app_context():
+        store.clients.any_client(patient_app["client_id"]).disabled = True
+        db.session.commit()
+    resp = flow.follow()
+    assert resp.status_code == 400 and 'name="password"' not in resp.text
+    assert "disabled or changed" in resp.text
+
+
 def test_authorize_parked_request_belongs_to_the_first_user(app, patient_app, base_url):
     make_user(app, "mallory", fhir_user="Patient/p2")
     victim = _flow(base_url, patient_app)

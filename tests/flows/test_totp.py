@@ -10,6 +10,7 @@ start it over.
 from __future__ import annotations
 
 import copy
+import html
 import re
 import time
 
@@ -230,8 +231,12 @@ def test_clinician_without_totp_enrols_on_first_sign_in(app, base_url):
     resp = flow.http.post(base_url + "/login/enrol", data={
         "csrf_token": csrf_of(page.text), "code": used, "next": nxt},
         allow_redirects=False)
-    assert resp.status_code == 303
-    flow.follow(resp)
+    # Signed in; the recovery codes are shown once, then "continue" goes back to the app.
+    assert resp.status_code == 200 and 'id="recovery-codes"' in resp.text
+    assert resp.headers["Cache-Control"] == "no-store"
+    cont = re.search(r'id="continue" href="([^"]*)"', resp.text).group(1)
+    assert html.unescape(cont) == nxt
+    flow.follow(flow.http.get(base_url + html.unescape(cont), allow_redirects=False))
     assert 'name="decision"' in flow.last.text  # signed in, back in the app's flow
     flow.consent()
     assert flow.token(flow.code()).status_code == 200
@@ -276,7 +281,7 @@ def test_second_enrolment_page_cannot_replace_confirmed_secret(app, base_url):
     resp = user_http.post(base_url + "/login/enrol", data={
         "csrf_token": csrf_of(user_page.text), "code": pyotp.TOTP(user_secret).now(),
         "next": "/account"}, allow_redirects=False)
-    assert resp.status_code == 303 and _signed_in(base_url, user_http)
+    assert resp.status_code == 200 and _signed_in(base_url, user_http)
     resp = evil_http.post(base_url + "/login/enrol", data={
         "csrf_token": csrf_of(evil_page.text), "code": pyotp.TOTP(evil_secret).now(),
         "next": "/account"}, allow_redirects=False)
