@@ -161,7 +161,7 @@ def test_login_renews_the_session(app, alice, base_url):
     # The pre-sign-in cookie (one an attacker could have planted) is not signed in.
     planted = requests.Session()
     planted.cookies.set(app.config["SESSION_COOKIE_NAME"], cookie_before)
-    resp = planted.get(base_url + "/authorize/continue?req=x", allow_redirects=False)
+    resp = planted.get(base_url + "/account", allow_redirects=False)
     assert resp.status_code == 303 and "/login" in resp.headers["Location"]
     # Signing in again gives a new server-side session.
     assert _post_login(http, base_url, "alice", PASSWORD).status_code == 303
