@@ -47,7 +47,7 @@ well-known: $(STAMP)
 # The gettext catalogues (authserver/i18n.py): extract the marked strings, update every
 # language's .po, compile the .mo files the server reads. Translate the new msgids in between.
 translations: $(STAMP)
-	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k lazy_gettext --no-location --sort-output \
 		--project authserver -o translations/messages.pot .
 	$(VENV)/bin/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
 	$(VENV)/bin/pybabel compile -d translations

@@ -7,19 +7,29 @@ at the top of the repository (compiled ``.mo`` beside them; ``make translations`
 updates and compiles them, and a test fails when a ``.mo`` is older than its ``.po``).
 
 Pure modules (``smart/consent.py``) mark their wording with a no-op ``N_`` and take a
-``gettext`` function, so the scope sentences are translated too without importing Flask.
+``gettext`` function, so the scope sentences are translated too without importing Flask;
+others say what went wrong as :class:`~authserver.smart.words.Words`, which a page shows through
+:func:`translate`. Outside a request (the command line) everything is English.
+
+Dates are written by :func:`format_when` and :func:`format_day` (the ``when`` and ``day``
+template filters) in the reader's language, in UTC; ``static/local-time.js`` moves the
+``<time>`` ones to the browser's zone.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from flask import Flask, request
-from flask_babel import Babel, get_locale, gettext
+from babel.dates import format_date, format_datetime
+from flask import Flask, has_request_context, request
+from flask_babel import Babel, get_locale, gettext, lazy_gettext, ngettext
 
 from authserver.paths import data_dir
+from authserver.smart.words import N_, Words
 
-__all__ = ["LANGUAGES", "init_app", "current_language", "gettext"]
+__all__ = ["LANGUAGES", "init_app", "current_language", "gettext", "ngettext", "lazy_gettext",
+           "translate", "said", "format_when", "format_day", "as_role"]
 
 #: Language code -> its name in that language (what the switcher shows).
 LANGUAGES = {"en": "English", "es": "Español"}
@@ -33,6 +43,8 @@ def _asked() -> str | None:
 
 
 def select_locale() -> str:
+    if not has_request_context():  # the command line, a mail thread: English
+        return "en"
     return (_asked() or (request.cookies.get(_COOKIE) if request.cookies.get(_COOKIE)
                          in LANGUAGES else None)
             or request.accept_languages.best_match(LANGUAGES) or "en")
@@ -40,6 +52,56 @@ def select_locale() -> str:
 
 def current_language() -> str:
     return str(get_locale() or "en")
+
+
+def translate(text: str) -> str:
+    """``text`` in the reader's language when it is :class:`~authserver.smart.words.Words`
+    (a message made where the language was not known); any other text as it is."""
+    return text.translated(gettext) if isinstance(text, Words) else text
+
+
+def said(exc: BaseException) -> str:
+    """What an exception says, for a page: :func:`translate` of its message."""
+    message = exc.args[0] if exc.args else None
+    return translate(message) if isinstance(message, str) else str(exc)
+
+
+#: A person's role in a sentence: "invited you as a clinician" (the ``as_role`` filter).
+_AS_ROLE = {"patient": N_("as a patient"), "clinician": N_("as a clinician"),
+            "admin": N_("as an administrator"), "developer": N_("as a developer")}
+
+
+def as_role(role: object) -> str:
+    """"as a clinician", in the reader's language (an unknown role as it is)."""
+    words = _AS_ROLE.get(str(role))
+    return gettext(words) if words else f"as {role}"
+
+
+#: CLDR patterns of a time and of a day, per language (others: the locale's "long" date).
+#: English keeps ISO 8601's numbers ("2026-12-03 10:55 UTC"), as the server always wrote it.
+_WHEN = {"en": "yyyy-MM-dd HH:mm", "es": "d MMM y, HH:mm"}
+_DAY = {"en": "d MMMM y"}
+
+
+def _utc(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def format_when(ts: int | None) -> str:
+    """A moment in UTC, month names in the reader's language: "3 dic 2026, 10:55 UTC"."""
+    if not ts:
+        return "—"
+    code = current_language()
+    return format_datetime(_utc(ts), _WHEN.get(code, "medium"), tzinfo=UTC,
+                           locale=code) + " UTC"
+
+
+def format_day(ts: int | None) -> str:
+    """A date as people write it, in UTC: "3 December 2026", "3 de diciembre de 2026"."""
+    if not ts:
+        return "—"
+    code = current_language()
+    return format_date(_utc(ts).date(), _DAY.get(code, "long"), locale=code)
 
 
 def _switch_url(code: str) -> str:
@@ -66,5 +128,6 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(data_dir("translations")))
     Babel(app, locale_selector=select_locale)
     app.after_request(_remember)
+    app.add_template_filter(as_role, "as_role")
     app.context_processor(lambda: {"languages": LANGUAGES, "lang_url": _switch_url,
                                    "current_language": current_language})

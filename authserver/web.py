@@ -25,6 +25,9 @@ from flask import Flask, Response, g, jsonify, make_response, render_template, r
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from authserver.i18n import gettext, ngettext
+from authserver.smart.wording import N_
+
 __all__ = ["init_app", "wants_json", "error_page", "no_store_json", "wait_words"]
 
 log = logging.getLogger(__name__)
@@ -44,8 +47,8 @@ _WIRE_ERRORS = {400: "invalid_request", 401: "invalid_client", 404: "not_found",
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 #: How the roles read in a sentence ("signed in as ... (administrator)").
-_ROLE_WORDS = {"patient": "patient", "clinician": "clinician", "admin": "administrator",
-               "developer": "developer"}
+_ROLE_WORDS = {"patient": N_("patient"), "clinician": N_("clinician"),
+               "admin": N_("administrator"), "developer": N_("developer")}
 
 
 def wants_json() -> bool:
@@ -56,14 +59,16 @@ def wait_words(seconds: float) -> str:
     """When to try again, in words ("Try again in about 2 minutes"), from a number of
     seconds such as a Retry-After value (rounded to the nearest minute or hour)."""
     if seconds <= 10:
-        return "Try again in a few seconds"
+        return gettext("Try again in a few seconds")
     minutes = max(1, round(seconds / 60))
     if minutes == 1:
-        return "Try again in about a minute"
+        return gettext("Try again in about a minute")
     if minutes < 60:
-        return f"Try again in about {minutes} minutes"
+        return ngettext("Try again in about %(num)s minute", "Try again in about %(num)s "
+                        "minutes", minutes)
     hours = round(minutes / 60)
-    return "Try again in about an hour" if hours == 1 else f"Try again in about {hours} hours"
+    return gettext("Try again in about an hour") if hours == 1 else ngettext(
+        "Try again in about %(num)s hour", "Try again in about %(num)s hours", hours)
 
 
 def _current_user() -> Any:
@@ -79,15 +84,15 @@ def _current_user() -> Any:
 
 def _account_or_sign_in() -> list[tuple[str, str]]:
     if _current_user() is not None:
-        return [("/account", "Go to your account")]
-    return [("/login", "Sign in")]
+        return [("/account", gettext("Go to your account"))]
+    return [("/login", gettext("Sign in"))]
 
 
 def _way_on(app: Any) -> list[tuple[str, str]]:
     """Back to the app (its registered https homepage) when the page concerns one, else
     the account page (sign-in when signed out)."""
     if app is not None and app.homepage:
-        return [(app.homepage, f"Back to {app.name}")]
+        return [(app.homepage, gettext("Back to %(app)s", app=app.name))]
     return _account_or_sign_in()
 
 
@@ -170,47 +175,49 @@ def _retry_after(exc: HTTPException) -> float | None:
 def _too_many(exc: HTTPException):
     seconds = _retry_after(exc)
     when = (wait_words(seconds) + "." if seconds is not None
-            else "Please wait a minute and try again.")
+            else gettext("Please wait a minute and try again."))
     if request.path.startswith("/login"):
-        return error_page("Too many attempts", "Too many sign-in attempts came from your "
-                          f"network in a short time. {when}", 429,
-                          links=[(_sign_in_again(), "Back to sign-in")])
-    return error_page("Too many attempts", f"Too many requests came from your network in a "
-                      f"short time. {when}", 429, links=[("/", "Go to the home page")])
+        return error_page(gettext("Too many attempts"), gettext(
+            "Too many sign-in attempts came from your network in a short time. %(when)s",
+            when=when), 429, links=[(_sign_in_again(), gettext("Back to sign-in"))])
+    return error_page(gettext("Too many attempts"), gettext(
+        "Too many requests came from your network in a short time. %(when)s", when=when),
+        429, links=[("/", gettext("Go to the home page"))])
 
 
 def _forbidden(exc: HTTPException):
     user = _current_user()
     if user is None:
-        return error_page("You can't open this page", "This page is only for people signed "
-                          "in with an account that may see it.", 403,
-                          links=[(_sign_in_again(), "Sign in")])
+        return error_page(gettext("You can't open this page"), gettext(
+            "This page is only for people signed in with an account that may see it."), 403,
+            links=[(_sign_in_again(), gettext("Sign in"))])
     who = f"{user.name} ({user.username})" if user.name else user.username
-    role = _ROLE_WORDS.get(str(user.role), str(user.role))
-    return error_page("You can't open this page",
-                      f"You're signed in as {who} ({role}). This page needs another role: "
-                      "ask an administrator if you should have it.", 403,
-                      links=[("/account", "Go to your account"),
-                             ("/logout", "Sign out to use another account")])
+    role = gettext(_ROLE_WORDS.get(str(user.role), str(user.role)))
+    return error_page(gettext("You can't open this page"), gettext(
+        "You're signed in as %(who)s (%(role)s). This page needs another role: ask an "
+        "administrator if you should have it.", who=who, role=role), 403,
+        links=[("/account", gettext("Go to your account")),
+               ("/logout", gettext("Sign out to use another account"))])
 
 
 def _bad_request(exc: HTTPException):
     # Our own abort(400, "...") says what was wrong; Werkzeug's default text does not.
     said = exc.description if exc.description != type(exc).description else None
-    return error_page("That request could not be used", said or "The page sent something "
-                      "this server could not read. Go back, reload the page and try again.",
-                      400)
+    return error_page(gettext("That request could not be used"), said or gettext(
+        "The page sent something this server could not read. Go back, reload the page and "
+        "try again."), 400)
 
 
 _PAGES = {
     400: _bad_request,
     403: _forbidden,
-    404: lambda exc: error_page("Page not found", "There is no page at this address. Check "
-                                "it for typos, or go on from here.", 404),
-    405: lambda exc: error_page("This page can't do that", "This address does not accept "
-                                f"that kind of request ({request.method}).", 405),
-    413: lambda exc: error_page("That was too much to send", "The form was larger than this "
-                                "server accepts.", 413),
+    404: lambda exc: error_page(gettext("Page not found"), gettext(
+        "There is no page at this address. Check it for typos, or go on from here."), 404),
+    405: lambda exc: error_page(gettext("This page can't do that"), gettext(
+        "This address does not accept that kind of request (%(method)s).",
+        method=request.method), 405),
+    413: lambda exc: error_page(gettext("That was too much to send"), gettext(
+        "The form was larger than this server accepts."), 413),
     429: _too_many,
 }
 
@@ -266,17 +273,17 @@ def _handle_csrf_error(exc: CSRFError):
     view never ran, so nothing was changed."""
     if wants_json():
         return _json_error(400, "invalid_request", exc.description)
-    return error_page("This page expired — reload to try again",
-                      "The form was open too long, or your sign-in ended, so it could not be "
-                      "sent. Nothing was changed. Reload the page and try again.", 400,
-                      links=[(_page_to_reload(), "Reload the page")])
+    return error_page(gettext("This page expired — reload to try again"), gettext(
+        "The form was open too long, or your sign-in ended, so it could not be sent. Nothing "
+        "was changed. Reload the page and try again."), 400,
+        links=[(_page_to_reload(), gettext("Reload the page"))])
 
 
 def _handle_insecure_transport(exc: Exception):
     # Authlib refuses OAuth over plain http (except loopback); behind a TLS proxy set
     # AUTHSERVER_TRUST_PROXY so the forwarded scheme is seen.
-    return _error(400, "invalid_request", "OAuth 2 requires https", "https required",
-                  "This server only accepts https requests.")
+    return _error(400, "invalid_request", "OAuth 2 requires https", gettext("https required"),
+                  gettext("This server only accepts https requests."))
 
 
 def _request_ref() -> str:
@@ -292,15 +299,18 @@ def _request_ref() -> str:
 def _server_error_page() -> Response:
     """The 500 page: no trace, no database (it may be what failed), the log's reference."""
     ref = _request_ref()
-    message = (f"The error was logged (reference {ref}). Please try again in a moment; if it "
-               "keeps happening, give the reference to your administrator.")
     try:
-        body = render_template("error.html", title="Something went wrong on our side",
-                               message=message, links=[("/account", "Go to your account")])
-    except Exception:  # the template itself failed: plain words still
+        message = gettext("The error was logged (reference %(ref)s). Please try again in a "
+                          "moment; if it keeps happening, give the reference to your "
+                          "administrator.", ref=ref)
+        body = render_template("error.html", title=gettext("Something went wrong on our side"),
+                               message=message,
+                               links=[("/account", gettext("Go to your account"))])
+    except Exception:  # the catalogue or the template failed: plain words still
         log.exception("the 500 page could not be rendered (request %s)", ref)
-        return Response(f"Something went wrong on our side. {message}\n", 500,
-                        mimetype="text/plain")
+        return Response(f"Something went wrong on our side. The error was logged (reference "
+                        f"{ref}). Please try again in a moment; if it keeps happening, give "
+                        "the reference to your administrator.\n", 500, mimetype="text/plain")
     return make_response(body, 500)
 
 

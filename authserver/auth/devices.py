@@ -10,10 +10,12 @@ for the person ("is that me?"), never evidence, and the raw text is never shown.
 
 from __future__ import annotations
 
+from authserver.smart.words import N_, Words
+
 __all__ = ["describe_device", "UNKNOWN"]
 
-#: What an empty or unrecognised User-Agent reads as.
-UNKNOWN = "Unknown device"
+#: What an empty or unrecognised User-Agent reads as (a page translates the description).
+UNKNOWN = Words(N_("Unknown device"))
 
 #: (marker, browser), first match wins. The order matters: Edge, Opera and Samsung
 #: Internet also say "Chrome/", Chrome says "Safari/", and the iOS browsers are all
@@ -42,12 +44,13 @@ def _first(user_agent: str, rules: tuple[tuple[str, str], ...]) -> str | None:
 
 
 def describe_device(user_agent: str | None) -> str:
-    """"<browser> on <system>", "<browser>", "A browser on <system>", or :data:`UNKNOWN`."""
+    """"<browser> on <system>", "<browser>", "A browser on <system>", or :data:`UNKNOWN`
+    (:class:`~authserver.smart.words.Words` but for the bare browser's name)."""
     if not isinstance(user_agent, str) or not user_agent.strip():
         return UNKNOWN
     browser, system = _first(user_agent, _BROWSERS), _first(user_agent, _SYSTEMS)
     if browser and system:
-        return f"{browser} on {system}"
+        return Words(N_("{browser} on {system}"), browser=browser, system=system)
     if browser:
         return browser
-    return f"A browser on {system}" if system else UNKNOWN
+    return Words(N_("A browser on {system}"), system=system) if system else UNKNOWN

@@ -31,6 +31,8 @@ from pathlib import Path
 import argon2
 from argon2.exceptions import Argon2Error
 
+from authserver.smart.words import N_, Words
+
 __all__ = [
     "TIME_COST",
     "MEMORY_COST",
@@ -193,24 +195,27 @@ def is_common_password(password: str) -> bool:
     return _fold(password) in _common_passwords()
 
 
-def check_password_policy(password: str, username: str | None = None) -> str | None:
+def check_password_policy(password: str, username: str | None = None) -> Words | None:
     """Return None if ``password`` is acceptable, else a user-facing message (the first rule
-    it breaks): 12 to 1024 characters after NFKC normalization, not one of the 10,000 most
-    common passwords, and not ``username`` nor containing it (case-insensitive, after NFKC;
-    containment only for usernames of :data:`MIN_USERNAME_IN_PASSWORD` characters or more).
+    it breaks, as :class:`~authserver.smart.words.Words`, translated where it is shown): 12 to 1024
+    characters after NFKC normalization, not one of the 10,000 most common passwords, and
+    not ``username`` nor containing it (case-insensitive, after NFKC; containment only for
+    usernames of :data:`MIN_USERNAME_IN_PASSWORD` characters or more).
     """
     if not isinstance(password, str):
-        return "Password must be text."
+        return Words(N_("Password must be text."))
     length = len(_normalize(password))
     if length < MIN_PASSWORD_LENGTH:
-        return f"Password must be at least {MIN_PASSWORD_LENGTH} characters long."
+        return Words(N_("Password must be at least {n} characters long."),
+                     n=MIN_PASSWORD_LENGTH)
     if length > MAX_PASSWORD_LENGTH:
-        return f"Password must be at most {MAX_PASSWORD_LENGTH} characters long."
+        return Words(N_("Password must be at most {n} characters long."),
+                     n=MAX_PASSWORD_LENGTH)
     if is_common_password(password):
-        return ("This password is one of the most common passwords, which are tried first "
-                "by attackers. Choose another.")
+        return Words(N_("This password is one of the most common passwords, which are tried "
+                        "first by attackers. Choose another."))
     name = _fold(username) if isinstance(username, str) else ""
     folded = _fold(password)
     if name and (folded == name or (len(name) >= MIN_USERNAME_IN_PASSWORD and name in folded)):
-        return "Password must not contain your username."
+        return Words(N_("Password must not contain your username."))
     return None

@@ -25,9 +25,7 @@ import logging
 import re
 import smtplib
 import ssl
-from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
@@ -36,8 +34,11 @@ from sqlalchemy.exc import IntegrityError
 from authserver import audit, clock, digests, identifiers, store
 from authserver.auth import passwords, totp
 from authserver.auth.secrets_box import seal
+from authserver.i18n import as_role, format_when, gettext, translate
+from authserver.services import mail
 from authserver.services.admin_console import AdminError
 from authserver.smart.roles import Role
+from authserver.smart.words import N_, Words
 
 if TYPE_CHECKING:
     from authserver.models import Invitation, User
@@ -66,7 +67,8 @@ _LINK_IN_LOG = re.compile(r"(/invite/)[^\s\"'?#/]+")
 
 
 class InvitationError(Exception):
-    """One line for the page (never a secret); ``status`` is the HTTP status to answer."""
+    """One line for the page, in the reader's language (never a secret); ``status`` is the
+    HTTP status to answer."""
 
     status = 400
 
@@ -75,8 +77,8 @@ class InvalidInvitation(InvitationError):
     """The link is unknown, has expired or was used already."""
 
     def __init__(self) -> None:
-        super().__init__("This invitation link is unknown, has expired or has already been "
-                         "used. Ask your administrator for a new invitation.")
+        super().__init__(gettext("This invitation link is unknown, has expired or has already "
+                                 "been used. Ask your administrator for a new invitation."))
 
 
 class MailError(InvitationError):
@@ -86,7 +88,8 @@ class MailError(InvitationError):
 
 
 class ProfileError(ValueError):
-    """A role or ``fhirUser`` a new account may not have (one line, no secret)."""
+    """A role or ``fhirUser`` a new account may not have (one line, no secret, as
+    :class:`~authserver.smart.words.Words`: English for the command line, translated on a page)."""
 
 
 # ---- users ----------------------------------------------------------------------------
@@ -97,15 +100,15 @@ def check_profile(role: object, fhir_user: str | None) -> str | None:
     given) that is a person's ``Type/id`` reference, ``Patient/ID`` for a patient. Returns
     the normalised ``fhirUser`` (an empty one as given); raises :class:`ProfileError`."""
     if Role.parse(role) is None:
-        raise ProfileError(f"Unknown role {role!r}")
+        raise ProfileError(Words(N_("Unknown role {role}"), role=repr(role)))
     if not fhir_user:
         return fhir_user
     normal = identifiers.fhir_user(fhir_user)
     if normal is None:
-        raise ProfileError(f"The FHIR user {fhir_user!r} must look like Patient/ID or "
-                           "Practitioner/ID")
+        raise ProfileError(Words(N_("The FHIR user {fhir_user} must look like Patient/ID or "
+                                    "Practitioner/ID"), fhir_user=repr(fhir_user)))
     if role == Role.PATIENT and not normal.startswith("Patient/"):
-        raise ProfileError("A patient's FHIR user must be Patient/ID")
+        raise ProfileError(Words(N_("A patient's FHIR user must be Patient/ID")))
     return normal
 
 
@@ -114,22 +117,23 @@ def create_user(username: str, role: str, *, password: str | None = None,
                 fhir_user: str | None = None, name: str | None = None,
                 email: str | None = None) -> dict[str, Any]:
     """A user the operator adds (or an accepted invitation); :class:`AdminError` on bad
-    input, worded for the CLI."""
+    input, worded for the CLI (as :class:`~authserver.smart.words.Words`, translated on a page)."""
     raw_username = username
     username = identifiers.username(username)
     if username is None:
-        raise AdminError(f"username {raw_username!r}: use letters, digits and . _ @ + -")
+        raise AdminError(Words(N_("username {username}: use letters, digits and . _ @ + -"),
+                               username=repr(raw_username)))
     try:
         fhir_user = check_profile(role, fhir_user)
     except ProfileError as exc:
-        raise AdminError(str(exc)) from None
+        raise AdminError(exc.args[0]) from None
     if password is not None:
         problem = passwords.check_password_policy(password, username)
         if problem:
-            raise AdminError(f"password: {problem}")
+            raise AdminError(Words(N_("password: {problem}"), problem=problem))
     key = identifiers.username_key(username)
     if store.accounts.find_username(username) is not None:
-        raise AdminError(f"user {username!r} already exists")
+        raise AdminError(Words(N_("user {username} already exists"), username=repr(username)))
     user = store.accounts.add_user(
         username=username, username_key=key, role=role, fhir_user=fhir_user, name=name,
         email=email, password_hash=passwords.hash_password(password) if password else None,
@@ -166,17 +170,17 @@ def invite(email: str, role: str, *, fhir_user: str | None = None, name: str | N
     """
     conf = current_app.config
     if not conf["SMTP_HOST"]:
-        raise MailError("E-mail is not configured (set AUTHSERVER_SMTP_HOST), so invitations "
-                        "cannot be sent. Add the user directly instead.")
+        raise MailError(gettext("E-mail is not configured (set AUTHSERVER_SMTP_HOST), so "
+                                "invitations cannot be sent. Add the user directly instead."))
     email = _check_email(email)
     try:
         fhir_user = check_profile(role, (fhir_user or "").strip() or None)
     except ProfileError as exc:
-        raise InvitationError(str(exc)) from None
+        raise InvitationError(translate(exc.args[0])) from None
     name = _check_name(name)
     inviter = store.accounts.get_user(invited_by) if invited_by is not None else None
     if inviter is None and invited_by is not None:
-        raise InvitationError("Only a known user can invite")
+        raise InvitationError(gettext("Only a known user can invite"))
     token = digests.new_secret(TOKEN_BYTES)
     t = clock.now()
     row = _store_and_send(dict(token_hash=digests.sha256_hex(token), email=email, role=role,
@@ -217,7 +221,7 @@ def email_address(value: Any) -> str | None:
 def _check_email(email: Any) -> str:
     email = email.strip() if isinstance(email, str) else ""
     if not email or len(email) > _MAX_EMAIL or not _EMAIL.fullmatch(email):
-        raise InvitationError("Enter a valid e-mail address")
+        raise InvitationError(gettext("Enter a valid e-mail address"))
     return email
 
 
@@ -225,44 +229,38 @@ def _check_name(name: Any) -> str | None:
     """The invitee's name, whitespace collapsed (None when blank)."""
     name = " ".join(str(name or "").split()) or None
     if name and len(name) > _MAX_NAME:
-        raise InvitationError(f"The name is longer than {_MAX_NAME} characters")
+        raise InvitationError(gettext("The name is longer than %(n)s characters", n=_MAX_NAME))
     return name
 
 
 def _display(user: User | None) -> str:
     if user is None:  # the operator, at the command line
-        return "An administrator"
+        return gettext("An administrator")
     name = " ".join((user.name or "").split())
     return f"{name} ({user.username})" if name else user.username
 
 
 def _message(row: Invitation, token: str, inviter: User | None) -> EmailMessage:
+    """The invitation, in the language of the administrator's page that sends it (English
+    from the command line)."""
     conf = current_app.config
-    service = conf["TOTP_ISSUER"]
-    expires = datetime.fromtimestamp(row.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"Hello {row.name}," if row.name else "Hello,", "",
-             f"{_display(inviter)} has invited you to {service} ({conf['ISSUER']}) "
-             f"as a {row.role}.", "",
-             "To accept, open this link and choose a username and password:", "",
-             f"{conf['ISSUER']}/invite/{token}", "",
-             f"The link works once and expires on {expires}."]
+    service, issuer = conf["TOTP_ISSUER"], conf["ISSUER"]
+    lines = [gettext("Hello %(name)s,", name=row.name) if row.name else gettext("Hello,"), "",
+             gettext("%(inviter)s has invited you to %(service)s (%(issuer)s) %(as_role)s.",
+                     inviter=_display(inviter), service=service, issuer=issuer,
+                     as_role=as_role(row.role)), "",
+             gettext("To accept, open this link and choose a username and password:"), "",
+             f"{issuer}/invite/{token}", "",
+             gettext("The link works once and expires on %(when)s.",
+                     when=format_when(row.expires_at))]
     if Role(row.role).requires_totp:
-        lines += ["At your first sign-in you will set up two-step sign-in with an "
-                  "authenticator app."]
-    lines += ["", "If you did not expect this invitation, you can ignore this message."]
-    sender = str(conf["SMTP_FROM"])
-    msg = EmailMessage()
-    try:
-        msg["Subject"] = f"Your invitation to {service}"
-        msg["From"] = sender
-        msg["To"] = row.email
-        msg["Date"] = format_datetime(datetime.fromtimestamp(row.created_at, UTC))
-        # make_msgid's default domain is socket.getfqdn(), which may wait on DNS.
-        msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
-        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5
-    except ValueError:  # a header value with a line break (AUTHSERVER_SMTP_FROM / TOTP_ISSUER)
-        raise MailError("AUTHSERVER_SMTP_FROM is not a usable sender address") from None
-    msg.set_content("\n".join(lines) + "\n")
+        lines += [gettext("At your first sign-in you will set up two-step sign-in with an "
+                          "authenticator app.")]
+    lines += ["", gettext("If you did not expect this invitation, you can ignore this message.")]
+    msg = mail.message(row.email, gettext("Your invitation to %(service)s", service=service),
+                       lines, row.created_at)
+    if msg is None:  # a header value with a line break (AUTHSERVER_SMTP_FROM / TOTP_ISSUER)
+        raise MailError(gettext("AUTHSERVER_SMTP_FROM is not a usable sender address"))
     return msg
 
 
@@ -280,9 +278,9 @@ def _send(msg: EmailMessage) -> None:
         # The class name only: a server's reply may quote the message or the credentials.
         log.warning("invitation e-mail not sent via %s:%s: %s", host, port,
                     exc.__class__.__name__)
-        raise MailError(f"The invitation e-mail could not be sent "
-                        f"({exc.__class__.__name__}); check AUTHSERVER_SMTP_HOST and "
-                        f"try again.") from None
+        raise MailError(gettext("The invitation e-mail could not be sent (%(error)s); check "
+                                "AUTHSERVER_SMTP_HOST and try again.",
+                                error=exc.__class__.__name__)) from None
 
 
 # ---- accepting invitations ------------------------------------------------------------
@@ -302,7 +300,7 @@ def describe(row: Invitation) -> dict[str, Any]:
     """What the invitation page shows: e-mail, role, name and who invited."""
     inviter = store.accounts.get_user(row.invited_by)
     return {"email": row.email, "role": row.role, "name": row.name,
-            "inviter": _display(inviter) if inviter else "An administrator",
+            "inviter": _display(inviter) if inviter else gettext("An administrator"),
             "expires_at": row.expires_at}
 
 
@@ -326,9 +324,10 @@ def accept(token: str, username: str, password: str) -> User:
                                   password=password if isinstance(password, str) else "",
                                   fhir_user=fhir_user, name=name, email=email)
         except AdminError as exc:
-            raise InvitationError(_friendly(str(exc))) from None
+            raise InvitationError(_friendly(exc.args[0])) from None
         except IntegrityError:  # the same username taken by a racing request
-            raise InvitationError(f"The username {username!r} is taken") from None
+            raise InvitationError(gettext("The username %(username)s is taken",
+                                          username=repr(username))) from None
         store.accounts.set_invitation_user(row.id, created["id"])
         audit.record("user.invitation_accepted", user_id=created["id"], invitation=row.id,
                      role=role)
@@ -338,14 +337,15 @@ def accept(token: str, username: str, password: str) -> User:
 
 
 def _friendly(message: str) -> str:
-    """:func:`create_user` speaks to the CLI; say the same to a person."""
-    if message.startswith("username "):
-        return "Choose a username of letters, digits and . _ @ + - (at most 150)"
-    if message.startswith("password: "):
-        return message.removeprefix("password: ")
-    if message.startswith("user ") and message.endswith("already exists"):
-        return "That username is taken; choose another"
-    return message
+    """:func:`create_user` speaks to the CLI; say the same to a person, in their language."""
+    template = message.template if isinstance(message, Words) else message
+    if template.startswith("username "):
+        return gettext("Choose a username of letters, digits and . _ @ + - (at most 150)")
+    if template.startswith("password: ") and isinstance(message, Words):
+        return translate(message.values["problem"])
+    if template.startswith("user ") and template.endswith("already exists"):
+        return gettext("That username is taken; choose another")
+    return translate(message)
 
 
 # ---- logs -----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from authserver.services.registration import (
     self_service_problem,
 )
 from authserver.smart.client_types import AuthMethod, GrantType
+from authserver.smart.words import N_, Words
 
 if TYPE_CHECKING:
     from authserver.models import User
@@ -177,10 +178,10 @@ def register_portal_app(owner: User, form: dict[str, Any]) -> dict[str, Any]:
     if kind == "backend":
         return _register_backend(owner, form.get("name", ""), scope, keys)
     if any(s.startswith("system/") for s in scope.split()):
-        raise AdminError("system/ scopes are for backend services")
+        raise AdminError(Words(N_("system/ scopes are for backend services")))
     method = _PORTAL_METHODS.get(kind)
     if method is None:
-        raise AdminError("Choose the kind of app")
+        raise AdminError(Words(N_("Choose the kind of app")))
     return create_client(name=form.get("name", ""), redirect_uris=_lines(form, "redirect_uris"),
                          scope=scope, auth_method=method, **keys,
                          grant_types=list(_INTERACTIVE_GRANTS),
@@ -200,14 +201,14 @@ def _portal_jwks(form: dict[str, Any]) -> Any:
     try:
         return json.loads(form["jwks"])
     except ValueError:
-        raise AdminError("The JWK Set is not valid JSON") from None
+        raise AdminError(Words(N_("The JWK Set is not valid JSON"))) from None
 
 
 def _register_backend(owner: User, name: str, scope: str, keys: dict[str, Any]
                       ) -> dict[str, Any]:
     """A developer's backend service: ``system/`` scopes only, disabled until approved."""
     if any(not s.startswith("system/") for s in scope.split()):
-        raise AdminError("A backend service asks for system/ scopes only")
+        raise AdminError(Words(N_("A backend service asks for system/ scopes only")))
     body = create_client(name=name, redirect_uris=[], scope=scope,
                          auth_method=AuthMethod.PRIVATE_KEY_JWT.value, **keys,
                          grant_types=[GrantType.CLIENT_CREDENTIALS.value], owner_id=owner.id,
@@ -223,7 +224,7 @@ def _set_permission(client_id: str, flag: str, value: bool, by: int | None,
     and audit it as ``events[0]`` (granted) or ``events[1]`` (taken away)."""
     row = store.clients.any_client(client_id)
     if row is None or row.kind != "app":
-        raise AdminError(f"no app {client_id!r}")
+        raise AdminError(Words(N_("no app {client_id}"), client_id=repr(client_id)))
     setattr(row, flag, value)
     if value:
         row.verified = True

@@ -212,8 +212,8 @@ def picker_check(rid: str, user: User) -> ErrorPage | None:
     if pending is None or pending.user_id != user.id:
         return EXPIRED
     if user.role != Role.CLINICIAN:
-        return ErrorPage("Only clinicians can choose a patient",
-                         "Go back to the app and start again.", 403,
+        return ErrorPage(gettext("Only clinicians can choose a patient"),
+                         gettext("Go back to the app and start again."), 403,
                          app=_app_of(pending.client_id))
     return None
 
@@ -269,8 +269,8 @@ def resume(rid: str, user: User, sess: UserSession) -> Step:
     if pending.user_id is None and _needs_fresh_sign_in(pending, sess):
         return parked.refuse(LoginRequiredError()) if "none" in prompts else _sign_in_step(rid)
     if not store.interaction.bind_pending(pending, user.id):
-        return ErrorPage("This request belongs to another sign-in",
-                         "Go back to the app and start again.", 403,
+        return ErrorPage(gettext("This request belongs to another sign-in"),
+                         gettext("Go back to the app and start again."), 403,
                          app=AppFace.of(parked.grant.client.row))
     try:
         offer = _offer(parked, user)
@@ -351,7 +351,7 @@ def choose_patient(rid: str, user: User, patient_id: str) -> ErrorPage | None:
         return refused
     pending = store.interaction.get_pending(rid)
     if not isinstance(patient_id, str) or store.registry.get_patient(patient_id) is None:
-        return ErrorPage("Unknown patient", "Choose a patient from the list.")
+        return ErrorPage(gettext("Unknown patient"), gettext("Choose a patient from the list."))
     pending.patient = patient_id
     return None
 

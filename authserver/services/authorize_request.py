@@ -21,6 +21,7 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import current_app
 
 from authserver import digests, store
+from authserver.i18n import gettext
 from authserver.oauth import server as oauth_server
 from authserver.oauth.smart_launch import SmartAuthorizeRequest
 from authserver.oauth.wire import quote_param
@@ -51,7 +52,8 @@ def error_step(request: OAuth2Request, error: OAuth2Error) -> Step:
         return Redirect(resp.headers["Location"])
     # The redirect URI is not trusted, but a registered app is named by its own record.
     client = oauth_server.current().query_client(request.payload.client_id)
-    return ErrorPage("This app's sign-in request is not valid",
+    # The detail is the protocol's own error_description (what the app is told): English.
+    return ErrorPage(gettext("This app's sign-in request is not valid"),
                      error.description or error.error,
                      app=AppFace.of(client.row) if client is not None else None)
 
@@ -152,9 +154,9 @@ def load(pending: PendingAuthorization) -> Parked | Step:
     if client is None or not client.check_redirect_uri(validated.redirect_uri) or \
             not client.check_response_type("code"):
         store.interaction.drop_pending(pending)
-        return ErrorPage("This app's sign-in request is not valid",
-                         "The app was disabled or changed since it asked. Go back to the app "
-                         "and start again.",
+        return ErrorPage(gettext("This app's sign-in request is not valid"),
+                         gettext("The app was disabled or changed since it asked. Go back to "
+                                 "the app and start again."),
                          app=AppFace.of(client.row) if client is not None else None)
     req = parked_request(pending.params)
     parked = Parked(pending, server.resumed_grant(req, client, validated.redirect_uri), req)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from authserver.i18n import lazy_gettext
 from authserver.smart.consent import ConsentItem
 
 if TYPE_CHECKING:
@@ -117,7 +118,9 @@ class Offer:
 
 Step = Redirect | SignIn | ErrorPage | PickPatient | Consent
 
-EXPIRED = ErrorPage("This sign-in request has expired", "Go back to the app and start again.")
+#: Made at import, shown in the reader's language (lazy strings render as they are read).
+EXPIRED = ErrorPage(lazy_gettext("This sign-in request has expired"),
+                    lazy_gettext("Go back to the app and start again."))
 
 
 def display_host(uri: str | None) -> str:

@@ -31,6 +31,7 @@ from authserver.smart.consent import (
     previously_chosen,
 )
 from authserver.smart.grammar import Scope, ScopeError, format_scopes, narrow, parse_scope
+from authserver.smart.wording import N_
 
 if TYPE_CHECKING:
     from authserver.models import Grant
@@ -46,8 +47,8 @@ _CONTEXT_KINDS = frozenset({"launch", "launch_context"})
 #: Without one of these a grant has no refresh token to narrow: it is revoked instead.
 _STAY_CONNECTED = frozenset({"offline_access", "online_access"})
 #: Registered links shown with an app (RFC 7591 §2), in this order, https only.
-_LINKS = (("client_uri", "Homepage"), ("policy_uri", "Privacy policy"),
-          ("tos_uri", "Terms of service"))
+_LINKS = (("client_uri", N_("Homepage")), ("policy_uri", N_("Privacy policy")),
+          ("tos_uri", N_("Terms of service")))
 
 
 @dataclass(frozen=True)
@@ -97,14 +98,14 @@ def _https_links(meta: dict[str, Any]) -> list[tuple[str, str]]:
         if isinstance(url, str) and len(url) <= 2048:
             parts = urlsplit(url)
             if parts.scheme == "https" and parts.hostname:
-                links.append((label, url))
+                links.append((gettext(label), url))
     return links
 
 
 def _app(client_id: str, scope: str, granted_at: int | None, access: Any,
          changeable: bool) -> ConnectedApp:
     row = store.clients.find_client(client_id)
-    name = row.client_name if row is not None else f"{client_id} (disabled)"
+    name = row.client_name if row is not None else gettext("%(app)s (disabled)", app=client_id)
     links = _https_links(row.client_metadata or {}) if row is not None else []
     return ConnectedApp(client_id, name, _plain_words(scope), granted_at,
                         access.last_used_at if access else None,

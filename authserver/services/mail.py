@@ -9,8 +9,9 @@ is logged by the exception's class name only: a server's reply may quote the mes
 can hold a link. Plain text (RFC 5322) over SMTP (RFC 5321), STARTTLS (RFC 3207) when
 AUTHSERVER_SMTP_STARTTLS=1; ``Auto-Submitted: auto-generated`` (RFC 3834 §5).
 
-Invitations (:mod:`authserver.services.accounts`) send in the request instead: the admin
-who sends one is told at once whether the mail server took it.
+Subject and body are in the language of the request that causes the message (the page's,
+:mod:`authserver.i18n`). Invitations (:mod:`authserver.services.accounts`) send in the
+request instead: the admin who sends one is told at once whether the mail server took it.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def message(to: str, subject: str, lines: list[str], at: int) -> EmailMessage | 
         msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5
     except ValueError:
-        log.warning("%s e-mail not built: AUTHSERVER_SMTP_FROM or the address is not usable",
-                    subject)
+        # Not the subject: it is in the reader's language, and a log line is not.
+        log.warning("an e-mail was not built: AUTHSERVER_SMTP_FROM or the address is not "
+                    "usable")
         return None
     msg.set_content("\n".join(lines) + "\n")
     return msg

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from flask import current_app
 
 from authserver import audit, clock, digests, ratelimit, store
 from authserver.auth import passwords
+from authserver.i18n import format_when, gettext, translate
 from authserver.services import mail
 
 if TYPE_CHECKING:
@@ -53,12 +53,11 @@ RESEND_INTERVAL = 60
 
 #: What ``secrets.token_urlsafe`` makes; anything else is refused before a lookup.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,128}")
-_WHEN = "%Y-%m-%d %H:%M UTC"
 
 
 class PasswordError(Exception):
     """A field's error, for the form: ``field`` is the input's name, ``str(exc)`` the one
-    line to show (never a secret), ``status`` the HTTP status."""
+    line to show in the reader's language (never a secret), ``status`` the HTTP status."""
 
     def __init__(self, field: str, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -72,16 +71,12 @@ class ResetLinkInvalid(Exception):
         super().__init__("This link has expired or was already used.")
 
 
-def _when(t: int) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime(_WHEN)
-
-
 def _check_new(user: User, new: str, confirm: str, fields: tuple[str, str]) -> None:
     problem = passwords.check_password_policy(new, user.username)
     if problem:
-        raise PasswordError(fields[0], problem)
+        raise PasswordError(fields[0], translate(problem))
     if new != confirm:
-        raise PasswordError(fields[1], "The two passwords are not the same.")
+        raise PasswordError(fields[1], gettext("The two passwords are not the same."))
 
 
 # ---- change (signed in) -----------------------------------------------------------------
@@ -117,14 +112,17 @@ def change(user: User, session_id: str, current: str, new: str, confirm: str) ->
     the user's sessions other than ``session_id`` end. Raises :class:`PasswordError`."""
     ok = _current_password_ok(user, current)
     if ok is None:
-        raise PasswordError("current_password", "Too many wrong passwords for this account. "
-                            "Please try again in a few minutes.", 429)
+        raise PasswordError("current_password", gettext(
+            "Too many wrong passwords for this account. Please try again in a few minutes."),
+            429)
     if not ok:
-        raise PasswordError("current_password", "That is not your current password.")
+        raise PasswordError("current_password", gettext("That is not your current password."))
     _check_new(user, new, confirm, ("new_password", "new_password_confirm"))
     _save(user, passwords.hash_password(new), keep_session=session_id,
           event="password.changed")
-    _notify(user, "on your account page", "Your other sign-ins were ended.")
+    _notify(user, gettext("The password of your %(service)s account \"%(username)s\" "
+                          "(%(issuer)s) was changed on %(when)s, on your account page. Your "
+                          "other sign-ins were ended."))
 
 
 # ---- forgotten password -----------------------------------------------------------------
@@ -189,7 +187,9 @@ def reset(token: str, password: str, confirm: str) -> None:
             raise ResetLinkInvalid()
         _save(user, password_hash, keep_session=None, event="password.reset", reset=row.id)
     ratelimit.password_accepted(user.username)
-    _notify(user, "with a link sent to this e-mail address", "Every sign-in was ended.")
+    _notify(user, gettext("The password of your %(service)s account \"%(username)s\" "
+                          "(%(issuer)s) was changed on %(when)s, with a link sent to this "
+                          "e-mail address. Every sign-in was ended."))
 
 
 # ---- set by the operator (``authserver user reset-password``) ---------------------------
@@ -234,40 +234,46 @@ def set_by_operator(user: User, password: str) -> None:
 
 def _hello(user: User) -> str:
     name = " ".join((user.name or "").split())
-    return f"Hello {name}," if name else "Hello,"
+    return gettext("Hello %(name)s,", name=name) if name else gettext("Hello,")
 
 
 def _link_message(user: User, token: str, t: int):
+    """The link, in the language of the page that asked for it."""
     conf = current_app.config
     service, issuer = conf["TOTP_ISSUER"], conf["ISSUER"]
     minutes = conf["PASSWORD_RESET_LIFETIME"] // 60
     lines = [_hello(user), "",
-             f"Someone asked to reset the password of the {service} account "
-             f"\"{user.username}\" ({issuer}). If it was you, open this link to choose a new "
-             "password:", "", f"{issuer}/reset/{token}", "",
-             f"The link works once and expires at {_when(t + conf['PASSWORD_RESET_LIFETIME'])}"
-             f" ({minutes} minutes after it was sent). Choosing a new password ends every "
-             "sign-in; two-step sign-in, if you use it, stays as it is.", "",
-             "If you did not ask for this, you can ignore this message: your password stays "
-             "as it is."]
-    return mail.message(str(user.email), f"Reset your {service} password", lines, t)
+             gettext("Someone asked to reset the password of the %(service)s account "
+                     "\"%(username)s\" (%(issuer)s). If it was you, open this link to choose "
+                     "a new password:", service=service, username=user.username,
+                     issuer=issuer), "", f"{issuer}/reset/{token}", "",
+             gettext("The link works once and expires at %(when)s (%(minutes)s minutes after "
+                     "it was sent). Choosing a new password ends every sign-in; two-step "
+                     "sign-in, if you use it, stays as it is.",
+                     when=format_when(t + conf["PASSWORD_RESET_LIFETIME"]), minutes=minutes),
+             "", gettext("If you did not ask for this, you can ignore this message: your "
+                         "password stays as it is.")]
+    return mail.message(str(user.email), gettext("Reset your %(service)s password",
+                                                 service=service), lines, t)
 
 
-def _notify(user: User, how: str, sessions: str) -> None:
-    """The "your password was changed" notice, when the user has an e-mail address."""
+def _notify(user: User, changed: str) -> None:
+    """The "your password was changed" notice, when the user has an e-mail address, in the
+    language of the page that changed it. ``changed`` is its first sentence, a template of
+    ``service``, ``username``, ``issuer`` and ``when``."""
     if not user.email:
         return
     conf = current_app.config
     t = clock.now()
     lines = [_hello(user), "",
-             f"The password of your {conf['TOTP_ISSUER']} account \"{user.username}\" "
-             f"({conf['ISSUER']}) was changed on {_when(t)}, {how}. {sessions}", "",
-             "If this was you, there is nothing more to do.", "",
-             "If it was not you, someone else may know your password or read your e-mail: "
-             f"choose a new password at once at {conf['ISSUER']}/forgot, and tell your "
-             "administrator."]
-    mail.send_later(mail.message(str(user.email), "Your password was changed", lines, t),
-                    "password notice")
+             changed % {"service": conf["TOTP_ISSUER"], "username": user.username,
+                        "issuer": conf["ISSUER"], "when": format_when(t)}, "",
+             gettext("If this was you, there is nothing more to do."), "",
+             gettext("If it was not you, someone else may know your password or read your "
+                     "e-mail: choose a new password at once at %(url)s, and tell your "
+                     "administrator.", url=f"{conf['ISSUER']}/forgot")]
+    mail.send_later(mail.message(str(user.email), gettext("Your password was changed"), lines,
+                                 t), "password notice")
 
 
 # ---- logs -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from authserver import audit, clock, identifiers, store
 from authserver.smart.ceiling import Ceiling, PolicyError, check_policy, effective_ceiling
 from authserver.smart.grammar import format_scopes
 from authserver.smart.roles import Role
+from authserver.smart.words import N_, Words
 
 if TYPE_CHECKING:
     from authserver.models import User
@@ -30,7 +31,8 @@ def _subject(role: str | None, username: str | None) -> tuple[str, str | None]:
         raise PolicyError("name exactly one of --role or --user")
     if role is not None:
         if Role.parse(role) is None:
-            raise PolicyError(f"unknown role {role!r} (one of {', '.join(Role)})")
+            raise PolicyError(Words(N_("unknown role {role} (one of {roles})"), role=repr(role),
+                                roles=", ".join(Role)))
         return f"role:{role}", role
     user = _user(username)
     return f"user:{user.id}", user.role
@@ -42,7 +44,7 @@ def _user(username: str | None) -> User:
     if name is not None:
         user = store.accounts.find_username(name)
     if user is None:
-        raise PolicyError(f"no user {username!r}")
+        raise PolicyError(Words(N_("no user {username}"), username=repr(username)))
     return user
 
 

@@ -27,6 +27,7 @@ from flask import current_app
 from authserver import audit, clock, digests, store
 from authserver.oauth.rfc7591 import RegistrationError, normalize_metadata
 from authserver.smart.client_types import INTROSPECT_SCOPE, SECRET_METHODS, GrantType
+from authserver.smart.words import N_, Words
 from authserver.urls import origin_of
 
 if TYPE_CHECKING:
@@ -115,7 +116,8 @@ def self_service_problem(scope: Any) -> str | None:
         return None  # normalize_metadata refuses it with its own message
     asked = set(scope.split(" ")) & ADMIN_ONLY_SCOPES
     if asked:
-        return f"'{sorted(asked)[0]}' is a permission only an administrator grants"
+        return Words(N_("'{scope}' is a permission only an administrator grants"),
+                     scope=sorted(asked)[0])
     return None
 
 

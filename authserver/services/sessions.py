@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from authserver import audit, store
 from authserver.auth.devices import describe_device
+from authserver.i18n import translate
 
 __all__ = ["SignedInSession", "end_other_sessions", "signed_in_sessions"]
 
@@ -31,8 +32,8 @@ class SignedInSession:
 def signed_in_sessions(user_id: int, current_id: str | None) -> list[SignedInSession]:
     """The user's live sessions, this one first, then the most recently used."""
     rows = store.accounts.live_sessions(user_id)
-    out = [SignedInSession(describe_device(r.user_agent), r.ip, r.auth_time, r.last_seen_at,
-                           r.id == current_id) for r in rows]
+    out = [SignedInSession(translate(describe_device(r.user_agent)), r.ip, r.auth_time,
+                           r.last_seen_at, r.id == current_id) for r in rows]
     return sorted(out, key=lambda s: not s.current)  # stable: the rest keep their order
 
 

@@ -39,6 +39,7 @@ from authserver.smart.grammar import (
     parse_scopes,
 )
 from authserver.smart.roles import Role
+from authserver.smart.words import N_, Words
 
 __all__ = ["CLINICAL_FHIR_USER_TYPES", "IDENTITY_KINDS", "Ceiling", "PolicyError",
            "apply_ceiling", "check_policy", "effective_ceiling", "intersect",
@@ -107,13 +108,16 @@ def check_policy(role: str | None, text: str) -> list[Scope]:
         raise PolicyError(str(exc)) from None
     for s in scopes:
         if s.raw == "introspect":
-            raise PolicyError("introspect is a client's permission (an administrator's "
-                              "flag on the app), never a person's to grant")
+            raise PolicyError(Words(N_("introspect is a client's permission (an "
+                                       "administrator's flag on the app), never a person's "
+                                       "to grant")))
         if s.resource is not None and s.resource.context == "system":
-            raise PolicyError(f"{s.raw}: system/ scopes exist only in client_credentials, "
-                              "never in a person's grant")
+            raise PolicyError(Words(N_("{scope}: system/ scopes exist only in "
+                                       "client_credentials, never in a person's grant"),
+                                    scope=s.raw))
         if role == Role.PATIENT and s.resource is not None and s.resource.context == "user":
-            raise PolicyError(f"{s.raw}: a patient never gets user/ scopes")
+            raise PolicyError(Words(N_("{scope}: a patient never gets user/ scopes"),
+                                    scope=s.raw))
     return scopes
 
 

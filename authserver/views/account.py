@@ -11,6 +11,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from authserver.auth import session as auth
+from authserver.i18n import format_day, format_when, gettext, lazy_gettext, ngettext
 from authserver.services.connected_apps import (
     Change,
     change_app,
@@ -24,22 +25,24 @@ from authserver.web import error_page
 
 bp = Blueprint("account", __name__)
 
-REVOKED = "Access revoked. The app can no longer use your data."
+REVOKED = lazy_gettext("Access revoked. The app can no longer use your data.")
 _CHANGED = {
-    Change.NARROWED: "Saved. The app can now see only what you kept; access it already "
-                     "had to the rest has ended.",
-    Change.UNCHANGED: "Nothing changed.",
+    Change.NARROWED: lazy_gettext("Saved. The app can now see only what you kept; access it "
+                                  "already had to the rest has ended."),
+    Change.UNCHANGED: lazy_gettext("Nothing changed."),
     Change.REVOKED: REVOKED,
 }
-_NOT_FOUND = ("App not found", "This app is not connected to your account. Go back to your "
-              "account page to see the apps that are.")
+
+
+def _not_found() -> tuple[str, str]:
+    return (gettext("App not found"), gettext("This app is not connected to your account. Go "
+                                              "back to your account page to see the apps that "
+                                              "are."))
 
 
 @bp.app_template_filter("when")
 def _when(ts: int | None) -> str:
-    if not ts:
-        return "—"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return format_when(ts)
 
 
 @bp.app_template_filter("time_tag")
@@ -53,11 +56,8 @@ def _time_tag(ts: int | None) -> Markup | str:
 
 @bp.app_template_filter("day")
 def _day(ts: int | None) -> str:
-    """A date as people write it: "3 December 2026" (UTC)."""
-    if not ts:
-        return "—"
-    d = datetime.fromtimestamp(ts, UTC)
-    return f"{d.day} {d.strftime('%B %Y')}"
+    """A date as people write it: "3 December 2026" (UTC), in the page's language."""
+    return format_day(ts)
 
 
 def _to_sign_in() -> Response:
@@ -83,8 +83,9 @@ def end_others():
     if user is None or sess is None:
         return _to_sign_in()
     ended = end_other_sessions(user.id, sess.id)
-    flash(f"Signed out of {ended} other session{'s' if ended != 1 else ''}." if ended
-          else "You were not signed in anywhere else.")
+    flash(ngettext("Signed out of %(num)s other session.", "Signed out of %(num)s other "
+                   "sessions.", ended) if ended else gettext("You were not signed in anywhere "
+                                                             "else."))
     return _home("#sessions")
 
 
@@ -95,7 +96,7 @@ def change():
         return _to_sign_in()
     form = change_form(user.id, request.args.get("client_id"))
     if form is None:
-        return error_page(*_NOT_FOUND, 404)
+        return error_page(*_not_found(), 404)
     return render_template("account_change.html", client=form.app, items=form.items,
                            ticked=form.ticked)
 
@@ -107,8 +108,8 @@ def change_post():
         return _to_sign_in()
     outcome = change_app(user.id, request.form.get("client_id"), request.form.getlist("scope"))
     if outcome is Change.UNKNOWN:
-        return error_page(*_NOT_FOUND, 404)
-    flash(_CHANGED[outcome])
+        return error_page(*_not_found(), 404)
+    flash(str(_CHANGED[outcome]))
     return _home("#connected-apps")
 
 
@@ -120,7 +121,7 @@ def confirm_revoke():
         return _to_sign_in()
     app = connected_app(user.id, request.args.get("client_id"))
     if app is None:
-        return error_page(*_NOT_FOUND, 404)
+        return error_page(*_not_found(), 404)
     return render_template("account_revoke.html", client=app)
 
 
@@ -130,5 +131,5 @@ def revoke():
     if user is None:
         return _to_sign_in()
     if revoke_app(user.id, request.form.get("client_id", "")):
-        flash(REVOKED)
+        flash(str(REVOKED))
     return _home()

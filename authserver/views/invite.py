@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
+from authserver.i18n import gettext, said
 from authserver.services import accounts
 from authserver.smart.roles import Role
 from authserver.views.portal import _requires, render_console
@@ -31,7 +32,7 @@ def _no_store(resp: Response) -> Response:
 
 
 def _invalid():
-    return error_page("Invitation not valid", str(accounts.InvalidInvitation()), 400)
+    return error_page(gettext("Invitation not valid"), str(accounts.InvalidInvitation()), 400)
 
 
 def _form(info: dict, error: str | None = None, username: str = ""):
@@ -49,13 +50,13 @@ def accept(token: str):
         return _form(info)
     username = request.form.get("username", "").strip()
     if request.form.get("password", "") != request.form.get("password_confirm", ""):
-        return _form(info, "The two passwords are not the same.", username)
+        return _form(info, gettext("The two passwords are not the same."), username)
     try:
         accounts.accept(token, username, request.form.get("password", ""))
     except accounts.InvalidInvitation:
         return _invalid()
     except accounts.InvitationError as exc:
-        return _form(info, str(exc), username)
+        return _form(info, said(exc), username)
     return redirect(url_for("login.login", invited=1), 303)
 
 
@@ -72,5 +73,5 @@ def send(user):  # the signed-in admin, from _requires
                                   fhir_user=f.get("fhir_user") or None,
                                   name=f.get("name") or None, invited_by=user.id)
     except accounts.InvitationError as exc:
-        return _console(user, error=str(exc)), exc.status
+        return _console(user, error=said(exc)), exc.status
     return _console(user, invited=invited)

@@ -21,14 +21,16 @@ from authserver import clock
 from authserver.auth import recovery_codes
 from authserver.auth import session as auth
 from authserver.extensions import limiter
+from authserver.i18n import lazy_gettext
 from authserver.services import authorize_flow as flow
 from authserver.web import wait_words
 
 bp = Blueprint("login", __name__)
 
-_FAILED = "Wrong username or password."
-_PASSWORD_LOCKED = ("Too many failed sign-ins with this username, so sign-in with it is "
-                    "paused. {wait}.")
+_FAILED = lazy_gettext("Wrong username or password.")
+_PASSWORD_LOCKED = lazy_gettext("Too many failed sign-ins with this username, so sign-in "
+                                "with it is paused. %(wait)s.")
+# The TOTP step's page (templates/totp.html) is not translated yet: its messages stay English.
 _WRONG_RECOVERY_CODE = ("That recovery code is not right, or it has been used already. Each "
                         "code works once.")
 _TOTP_LOCKED = ("Too many wrong codes for this account. The verification step is locked for "
@@ -63,9 +65,9 @@ def login():
     except auth.SignInLocked as locked:
         seconds = _minutes(locked.until)[1]
         return _page(nxt, 429, {"Retry-After": str(seconds)}, username=username,
-                     error=_PASSWORD_LOCKED.format(wait=wait_words(seconds)))
+                     error=_PASSWORD_LOCKED % {"wait": wait_words(seconds)})
     if user is None:  # the message is tied to both fields; focus goes to the password
-        return _page(nxt, 401, username=username, error=_FAILED, invalid=True)
+        return _page(nxt, 401, username=username, error=str(_FAILED), invalid=True)
     if user.second_factor_required:
         auth.begin_second_factor(user)
         return redirect(url_for("login.totp", next=nxt), 303)

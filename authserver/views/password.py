@@ -22,6 +22,7 @@ from flask import (
 
 from authserver.auth import session as auth
 from authserver.extensions import limiter
+from authserver.i18n import gettext
 from authserver.services import passwords
 
 bp = Blueprint("password", __name__)
@@ -63,7 +64,7 @@ def change():
                          f.get("new_password", ""), f.get("new_password_confirm", ""))
     except passwords.PasswordError as exc:
         return _form("password_change.html", exc, user=user)
-    flash("Your password was changed. Your other sign-ins were ended.")
+    flash(gettext("Your password was changed. Your other sign-ins were ended."))
     return redirect(url_for("account.account"), 303)
 
 
@@ -77,8 +78,8 @@ def forgot():
         return _form("forgot.html", next=nxt)
     username = request.form.get("username", "").strip()
     if not username:
-        return _form("forgot.html", passwords.PasswordError("username", "Enter your username."),
-                     next=nxt)
+        missing = passwords.PasswordError("username", gettext("Enter your username."))
+        return _form("forgot.html", missing, next=nxt)
     passwords.request_reset(username)
     return render_template("forgot_sent.html", next=nxt,
                            minutes=current_app.config["PASSWORD_RESET_LIFETIME"] // 60)

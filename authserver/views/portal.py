@@ -7,6 +7,7 @@ from functools import wraps
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from authserver.auth import session as auth
+from authserver.i18n import said
 from authserver.services import accounts, admin_console
 from authserver.smart.roles import Role
 
@@ -35,7 +36,7 @@ def developer(user):
         try:
             created = admin_console.register_portal_app(user, request.form.to_dict())
         except admin_console.AdminError as exc:
-            error = str(exc)
+            error = said(exc)
     return render_template("developer.html", user=user, apps=admin_console.list_clients(user.id),
                            created=created, error=error, form=request.form), (
         400 if error else 200)
@@ -68,7 +69,7 @@ def create_user(user):
                                        fhir_user=f.get("fhir_user") or None,
                                        name=f.get("name") or None, email=f.get("email") or None)
     except admin_console.AdminError as exc:
-        return render_console(user, 400, error=str(exc))
+        return render_console(user, 400, error=said(exc))
     return render_console(user, created=created)
 
 
@@ -87,7 +88,7 @@ def app_introspect(user):
         admin_console.set_client_introspect(request.form.get("client_id", ""),
                                             request.form.get("action") == "allow", by=user.id)
     except admin_console.AdminError as exc:
-        return render_console(user, 400, error=str(exc))
+        return render_console(user, 400, error=said(exc))
     return redirect(url_for("portal.console"), 303)
 
 
@@ -98,7 +99,7 @@ def app_pre_approved(user):
         admin_console.set_client_pre_approved(request.form.get("client_id", ""),
                                               request.form.get("action") == "allow", by=user.id)
     except admin_console.AdminError as exc:
-        return render_console(user, 400, error=str(exc))
+        return render_console(user, 400, error=said(exc))
     return redirect(url_for("portal.console"), 303)
 
 
@@ -127,5 +128,5 @@ def policy(user):
         else:
             policies.set_policy(f.get("scope", ""), **who, by=user.id)
     except policies.PolicyError as exc:
-        return render_console(user, 400, error=str(exc))
+        return render_console(user, 400, error=said(exc))
     return redirect(url_for("portal.console"), 303)

@@ -47,8 +47,11 @@ def _code(base_url: str, http: requests.Session, code: str,
 
 
 def _signed_in(base_url: str, http: requests.Session) -> bool:
+    """The account page opens (a signed-out browser is sent to sign in). Not
+    /authorize/continue: an unknown request there is now its expired page either way."""
     resp = http.get(base_url + "/account", allow_redirects=False)
-    return resp.status_code != 303
+    assert resp.status_code in (200, 303), resp.status_code
+    return resp.status_code == 200
 
 
 def _wrong(secret: str) -> str:

@@ -48,10 +48,12 @@ def _code(base_url: str, http: requests.Session, code: str,
 
 
 def _signed_in(base_url: str, http: requests.Session) -> bool:
-    """Is the cookie jar signed in? (/account answers a signed-in user and sends anyone
-    else to /login.)"""
+    """Is the cookie jar signed in? (/account opens for a signed-in user and sends anyone
+    else to /login; /authorize/continue for an unknown request is now its expired page for
+    everyone.)"""
     resp = http.get(base_url + "/account", allow_redirects=False)
-    return resp.status_code != 303
+    assert resp.status_code in (200, 303), resp.status_code
+    return resp.status_code == 200
 
 
 def _clinician_flow(base_url: str, app) -> OAuthFlow:
