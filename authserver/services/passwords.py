@@ -227,7 +227,9 @@ def set_by_operator(user: User, password: str) -> None:
         store.password_resets.withdraw_unused(user.id)
         _save(user, password_hash, keep_session=None, event="password.set_by_operator")
     ratelimit.password_accepted(user.username)
-    _notify(user, "by an administrator", "Every sign-in was ended.")
+    _notify(user, gettext("The password of your %(service)s account \"%(username)s\" "
+                          "(%(issuer)s) was changed on %(when)s by an administrator. Every "
+                          "sign-in was ended."))
 
 
 # ---- mail -------------------------------------------------------------------------------
