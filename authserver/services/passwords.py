@@ -36,7 +36,7 @@ from flask import current_app
 from authserver import audit, clock, digests, ratelimit, store
 from authserver.auth import passwords
 from authserver.i18n import format_when, gettext, translate
-from authserver.services import mail
+from authserver.services import mail, notices
 
 if TYPE_CHECKING:
     from authserver.models import PasswordReset, User
@@ -234,17 +234,12 @@ def set_by_operator(user: User, password: str) -> None:
 
 # ---- mail -------------------------------------------------------------------------------
 
-def _hello(user: User) -> str:
-    name = " ".join((user.name or "").split())
-    return gettext("Hello %(name)s,", name=name) if name else gettext("Hello,")
-
-
 def _link_message(user: User, token: str, t: int):
     """The link, in the language of the page that asked for it."""
     conf = current_app.config
     service, issuer = conf["TOTP_ISSUER"], conf["ISSUER"]
     minutes = conf["PASSWORD_RESET_LIFETIME"] // 60
-    lines = [_hello(user), "",
+    lines = [notices.hello(user), "",
              gettext("Someone asked to reset the password of the %(service)s account "
                      "\"%(username)s\" (%(issuer)s). If it was you, open this link to choose "
                      "a new password:", service=service, username=user.username,
@@ -260,22 +255,13 @@ def _link_message(user: User, token: str, t: int):
 
 
 def _notify(user: User, changed: str) -> None:
-    """The "your password was changed" notice, when the user has an e-mail address, in the
-    language of the page that changed it. ``changed`` is its first sentence, a template of
-    ``service``, ``username``, ``issuer`` and ``when``."""
-    if not user.email:
-        return
-    conf = current_app.config
-    t = clock.now()
-    lines = [_hello(user), "",
-             changed % {"service": conf["TOTP_ISSUER"], "username": user.username,
-                        "issuer": conf["ISSUER"], "when": format_when(t)}, "",
-             gettext("If this was you, there is nothing more to do."), "",
-             gettext("If it was not you, someone else may know your password or read your "
-                     "e-mail: choose a new password at once at %(url)s, and tell your "
-                     "administrator.", url=f"{conf['ISSUER']}/forgot")]
-    mail.send_later(mail.message(str(user.email), gettext("Your password was changed"), lines,
-                                 t), "password notice")
+    """The "your password was changed" notice (:func:`authserver.services.notices.send`):
+    ``changed`` is its first sentence."""
+    forgot = f"{current_app.config['ISSUER']}/forgot"
+    notices.send(user, gettext("Your password was changed"), changed, [gettext(
+        "If it was not you, someone else may know your password or read your e-mail: "
+        "choose a new password at once at %(url)s, and tell your administrator.",
+        url=forgot)], "password notice")
 
 
 # ---- logs -------------------------------------------------------------------------------

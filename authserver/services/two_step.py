@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from authserver import audit, store
 from authserver.auth import session as auth
+from authserver.i18n import lazy_gettext
+from authserver.services import notices
 from authserver.smart.roles import Role
 
 if TYPE_CHECKING:
@@ -33,17 +35,23 @@ class TwoStepError(Exception):
     """Why a change was refused: ``message`` for the page, ``field`` the form field it is
     about (None: the whole form), ``status`` the HTTP status."""
 
-    message: str
+    message: Any  # a str, or lazy_gettext's string in the reader's language
     field: str | None = None
     status: int = 400
 
     def __str__(self) -> str:
-        return self.message
+        return str(self.message)
 
 
-_WRONG_PASSWORD = "That password is not right."
-_WRONG_CODE = "That code is not right. Try the current one."
-_LOCKED = "Too many wrong passwords. Please try again in a few minutes."
+_WRONG_PASSWORD = lazy_gettext("That password is not right.")
+_WRONG_CODE = lazy_gettext("That code is not right. Try the current one.")
+_LOCKED = lazy_gettext("Too many wrong passwords. Please try again in a few minutes.")
+_ALREADY_ON = lazy_gettext("Two-step sign-in is already on.")
+_ALREADY_OFF = lazy_gettext("Two-step sign-in is already off.")
+_OFF_REPLACE = lazy_gettext("Two-step sign-in is off: turn it on instead.")
+_OFF_CODES = lazy_gettext("Recovery codes need two-step sign-in: turn it on first.")
+_REQUIRED = lazy_gettext("Your role needs two-step sign-in, so it cannot be turned off. You "
+                         "can replace your authenticator app instead.")
 
 
 def required(user: User) -> bool:
@@ -73,43 +81,46 @@ def _recheck(user: User, password: str) -> None:
 def turn_on(user: User, code: str, password: str) -> list[str]:
     """Enrol the secret shown on the page (``code`` from it): the new recovery codes."""
     if user.has_totp:
-        raise TwoStepError("Two-step sign-in is already on.", None, 409)
+        raise TwoStepError(_ALREADY_ON, None, 409)
     _recheck(user, password)
     codes = auth.confirm_enrolment(user, code)
     if codes is None:
         raise TwoStepError(_WRONG_CODE, "code", 401)
+    notices.two_step_changed(user, "on")
     return codes
 
 
 def replace(user: User, code: str, password: str) -> None:
     """Put the secret shown on the page in place of the account's authenticator."""
     if not user.has_totp:
-        raise TwoStepError("Two-step sign-in is off: turn it on instead.", None, 409)
+        raise TwoStepError(_OFF_REPLACE, None, 409)
     _recheck(user, password)
     if not auth.replace_totp(user, code):
         raise TwoStepError(_WRONG_CODE, "code", 401)
+    notices.two_step_changed(user, "replaced")
 
 
 def remove(user: User, password: str) -> None:
     """Turn two-step sign-in off: the secret and every recovery code go."""
     if not user.has_totp:
-        raise TwoStepError("Two-step sign-in is already off.", None, 409)
+        raise TwoStepError(_ALREADY_OFF, None, 409)
     if required(user):
-        raise TwoStepError("Your role needs two-step sign-in, so it cannot be turned off. "
-                           "You can replace your authenticator app instead.", None, 403)
+        raise TwoStepError(_REQUIRED, None, 403)
     _recheck(user, password)
     with store.transaction():
         store.accounts.remove_totp(user.id)
         store.recovery_codes.delete_codes(user.id)
         audit.record("user.totp_removed", user_id=user.id)
     store.accounts.reload(user)
+    notices.two_step_changed(user, "off")
 
 
 def regenerate_codes(user: User, password: str) -> list[str]:
     """A new set of recovery codes; every old one stops working."""
     if not user.has_totp:
-        raise TwoStepError("Recovery codes need two-step sign-in: turn it on first.", None,
-                           409)
+        raise TwoStepError(_OFF_CODES, None, 409)
     _recheck(user, password)
     with store.transaction():
-        return auth.issue_recovery_codes(user.id, "user.recovery_codes_regenerated")
+        codes = auth.issue_recovery_codes(user.id, "user.recovery_codes_regenerated")
+    notices.two_step_changed(user, "codes")
+    return codes

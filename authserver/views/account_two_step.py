@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from authserver.auth import session as auth
+from authserver.i18n import gettext, lazy_gettext
 from authserver.services import two_step
 from authserver.views.enrol import codes_page, enrolment_page
 
@@ -36,11 +37,12 @@ def _setup_page(user: Any, **context: Any) -> str:
     return enrolment_page(
         user, next=_ACCOUNT, action=url_for("two_step.setup"), ask_password=True,
         cancel=_ACCOUNT,
-        heading="Replace your authenticator app" if replacing else "Turn on two-step sign-in",
-        intro=("Set up your new app below. Your old app stops working once you confirm; "
-               "your recovery codes stay as they are.") if replacing else
-              ("Signing in will also ask for a 6-digit code from an authenticator app on "
-               "your phone, so that your password alone is not enough."), **context)
+        heading=gettext("Replace your authenticator app") if replacing else
+        gettext("Turn on two-step sign-in"),
+        intro=gettext("Set up your new app below. Your old app stops working once you "
+                      "confirm; your recovery codes stay as they are.") if replacing else
+        gettext("Signing in will also ask for a 6-digit code from an authenticator app on "
+                "your phone, so that your password alone is not enough."), **context)
 
 
 @bp.route("/account/two-step/setup", methods=["GET", "POST"])
@@ -57,21 +59,24 @@ def setup():
         else:
             codes = two_step.turn_on(user, _form("code"), _form("current_password"))
     except two_step.TwoStepError as err:
-        return _setup_page(user, error=err.message, error_field=err.field), err.status
+        return _setup_page(user, error=str(err), error_field=err.field), err.status
     if replacing:
-        flash("Your new authenticator app is set up. The old one no longer works.")
+        flash(gettext("Your new authenticator app is set up. The old one no longer works."))
         return redirect(_ACCOUNT, 303)
     return codes_page(codes, _ACCOUNT)
 
 
 _CONFIRM = {
-    "remove": {"heading": "Turn off two-step sign-in", "button": "Turn off",
-               "intro": "Signing in will then ask only for your password, and your recovery "
-                        "codes will stop working. Type your password to confirm."},
-    "recovery_codes": {"heading": "Make new recovery codes", "button": "Make new codes",
-                       "intro": "You will get 10 new codes, shown once. Every code you have "
-                                "now, used or not, stops working. Type your password to "
-                                "confirm."},
+    "remove": {"heading": lazy_gettext("Turn off two-step sign-in"),
+               "button": lazy_gettext("Turn off"),
+               "intro": lazy_gettext("Signing in will then ask only for your password, and "
+                                     "your recovery codes will stop working. Type your "
+                                     "password to confirm.")},
+    "recovery_codes": {"heading": lazy_gettext("Make new recovery codes"),
+                       "button": lazy_gettext("Make new codes"),
+                       "intro": lazy_gettext("You will get 10 new codes, shown once. Every "
+                                             "code you have now, used or not, stops working. "
+                                             "Type your password to confirm.")},
 }
 
 
@@ -90,8 +95,8 @@ def remove():
     try:
         two_step.remove(user, _form("current_password"))
     except two_step.TwoStepError as err:
-        return _confirm_page("remove", error=err.message, error_field=err.field), err.status
-    flash("Two-step sign-in is off.")
+        return _confirm_page("remove", error=str(err), error_field=err.field), err.status
+    flash(gettext("Two-step sign-in is off."))
     return redirect(_ACCOUNT, 303)
 
 
@@ -105,6 +110,6 @@ def recovery_codes():
     try:
         codes = two_step.regenerate_codes(user, _form("current_password"))
     except two_step.TwoStepError as err:
-        return _confirm_page("recovery_codes", error=err.message,
+        return _confirm_page("recovery_codes", error=str(err),
                              error_field=err.field), err.status
     return codes_page(codes, _ACCOUNT, replaced=True)

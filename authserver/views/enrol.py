@@ -9,11 +9,12 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from authserver.auth import session as auth
 from authserver.auth import totp
+from authserver.i18n import lazy_gettext
 from authserver.views.login import second_factor_step
 
 bp = Blueprint("enrol", __name__)
 
-_WRONG = "That code is not right. Try the current one."
+_WRONG = lazy_gettext("That code is not right. Try the current one.")
 
 
 def enrolment_page(user: Any, **context: Any) -> str:
@@ -49,5 +50,5 @@ def enrol():
             return codes_page(codes, nxt)
         if user.has_totp:  # enrolled meanwhile from another page: use the TOTP step
             return redirect(url_for("login.totp", next=nxt), 303)
-        return enrolment_page(user, error=_WRONG, error_field="code", **page), 401
+        return enrolment_page(user, error=str(_WRONG), error_field="code", **page), 401
     return enrolment_page(user, **page)

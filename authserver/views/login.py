@@ -23,6 +23,7 @@ from authserver.auth import session as auth
 from authserver.extensions import limiter
 from authserver.i18n import lazy_gettext
 from authserver.services import authorize_flow as flow
+from authserver.services import notices
 from authserver.web import wait_words
 
 bp = Blueprint("login", __name__)
@@ -30,11 +31,12 @@ bp = Blueprint("login", __name__)
 _FAILED = lazy_gettext("Wrong username or password.")
 _PASSWORD_LOCKED = lazy_gettext("Too many failed sign-ins with this username, so sign-in "
                                 "with it is paused. %(wait)s.")
-# The TOTP step's page (templates/totp.html) is not translated yet: its messages stay English.
-_WRONG_RECOVERY_CODE = ("That recovery code is not right, or it has been used already. Each "
-                        "code works once.")
-_TOTP_LOCKED = ("Too many wrong codes for this account. The verification step is locked for "
-                "about {minutes} minutes (until {until} UTC); no code is accepted until then.")
+_WRONG_CODE = lazy_gettext("That code is not right.")
+_WRONG_RECOVERY_CODE = lazy_gettext("That recovery code is not right, or it has been used "
+                                    "already. Each code works once.")
+_TOTP_LOCKED = lazy_gettext("Too many wrong codes for this account. The verification step is "
+                            "locked for about %(minutes)s minutes (until %(until)s UTC); no "
+                            "code is accepted until then.")
 
 
 def _login_limit() -> str:
@@ -77,8 +79,8 @@ def login():
 
 def _totp_locked_page(user: Any, until: int, nxt: str, status: int):
     minutes, seconds = _minutes(until)
-    message = _TOTP_LOCKED.format(minutes=minutes,
-                                  until=time.strftime("%H:%M", time.gmtime(until)))
+    message = _TOTP_LOCKED % {"minutes": minutes,
+                              "until": time.strftime("%H:%M", time.gmtime(until))}
     return render_template("totp.html", next=nxt, error=message, locked=True,
                            username=user.username), status, {"Retry-After": str(seconds)}
 
@@ -87,7 +89,7 @@ def _wrong_code_page(user: Any, nxt: str, code: str):
     """The TOTP step again, the error on the field that was used (a recovery code has its
     own field, in a "Use a recovery code" section that is then open)."""
     recovery = recovery_codes.normalise(code) is not None
-    error = (_WRONG_RECOVERY_CODE if recovery else "That code is not right.")
+    error = str(_WRONG_RECOVERY_CODE if recovery else _WRONG_CODE)
     return render_template("totp.html", next=nxt, error=error, recovery=recovery,
                            username=user.username), 401
 
@@ -127,6 +129,8 @@ def totp():
     if outcome is auth.TotpOutcome.WRONG:
         return _wrong_code_page(user, nxt, code)
     auth.sign_in(user)  # OK, or RECOVERED (a recovery code, now spent)
+    if outcome is auth.TotpOutcome.RECOVERED:
+        notices.recovery_code_used(user)
     return redirect(nxt, 303)
 
 
