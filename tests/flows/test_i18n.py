@@ -13,7 +13,16 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from tests.helpers import PASSWORD, OAuthFlow, csrf_of, make_client, make_user, sign_in_admin
+from tests.helpers import (
+    PASSWORD,
+    OAuthFlow,
+    csrf_of,
+    make_client,
+    make_clinician,
+    make_user,
+    sign_in_admin,
+    totp_code,
+)
 from tests.smtp_sink import delivered, smtp_config, smtp_server
 
 SPANISH = {"Accept-Language": "es-ES,es;q=0.9"}
@@ -229,3 +238,91 @@ def test_an_invitation_sent_from_a_spanish_page_is_written_in_spanish(app, base_
         "csrf_token": csrf_of(page.text), "email": "not an address", "role": "patient"})
     assert bad.status_code == 400
     assert "Introduzca una dirección de correo electrónico válida" in bad.text
+
+
+# ---- two-step sign-in, in Spanish ---------------------------------------------------------
+
+def _post_code(base_url: str, http: requests.Session, path: str, code: str,
+               **form: str) -> requests.Response:
+    page = http.get(base_url + path)
+    return http.post(base_url + path, data={"csrf_token": csrf_of(page.text), "code": code,
+                                            "next": "/account", **form})
+
+
+def _error_of(page: str, field: str) -> str:
+    assert re.search(rf'id="{field}"[^>]*aria-invalid="true" aria-describedby="{field}-error"',
+                     page), field
+    return re.search(rf'<p class="error" id="{field}-error" role="alert">([^<]+)<', page).group(1)
+
+
+def test_the_totp_step_and_its_wrong_code_errors_in_spanish(app, base_url):
+    user = make_clinician(app, "alice")
+    http = _spanish()
+    step = _sign_in(base_url, http)
+    assert "/login/totp" in step.url and '<html lang="es">' in step.text
+    text = _words(step.text)
+    for spanish in ("Escriba su código de verificación", "Iniciando sesión como alice.",
+                    "Abra su aplicación de autenticación y escriba el código de 6 dígitos",
+                    "¿Perdió su teléfono? Use un código de recuperación",
+                    "Usar código de recuperación", "¿No es usted? Empezar de nuevo"):
+        assert spanish in text, spanish
+    assert ">Verificar</button>" in step.text and 'name="code"' in step.text
+    wrong = _post_code(base_url, http, "/login/totp", totp_code(user["secret"], ahead=20))
+    assert wrong.status_code == 401
+    assert _error_of(wrong.text, "code") == "Ese código no es correcto."
+    wrong = _post_code(base_url, http, "/login/totp", "aaaaa-bbbbb")
+    assert wrong.status_code == 401 and _error_of(wrong.text, "recovery-code") == (
+        "Ese código de recuperación no es correcto o ya se ha usado. Cada código funciona una "
+        "sola vez.")
+
+
+def test_the_enrolment_page_and_the_recovery_codes_in_spanish(app, base_url):
+    make_clinician(app, "alice", totp=False)
+    http = _spanish()
+    page = _sign_in(base_url, http)
+    assert "/login/enrol" in page.url
+    text = _words(page.text)
+    for spanish in ("Configurar la verificación en dos pasos", "Iniciando sesión como alice.",
+                    "Su cuenta necesita un segundo paso al iniciar sesión",
+                    "Instale una aplicación de autenticación si no tiene ninguna",
+                    "¿No puede escanearlo?", "Código de la aplicación"):
+        assert spanish in text, spanish
+    assert "<dt>Periodo</dt><dd>30 segundos</dd>" in page.text
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text).group(1)
+    wrong = _post_code(base_url, http, "/login/enrol", totp_code(secret, ahead=20))
+    assert wrong.status_code == 401
+    assert _error_of(wrong.text, "code") == "Ese código no es correcto. Pruebe con el actual."
+    codes = _post_code(base_url, http, "/login/enrol", totp_code(secret))
+    text = _words(codes.text)
+    assert "Guarde sus códigos de recuperación" in text
+    assert "Es la única vez que se muestran." in text
+    assert "Ya los he guardado: continuar" in text
+
+
+def test_the_account_pages_two_step_section_in_spanish(app, base_url):
+    make_user(app)
+    http = _spanish()
+    text = _words(_sign_in(base_url, http).text)
+    assert ("Verificación en dos pasos La verificación en dos pasos está desactivada. "
+            "Actívela") in text
+    setup = http.get(base_url + "/account/two-step/setup")
+    assert "Activar la verificación en dos pasos" in _words(setup.text)
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text).group(1)
+    wrong = _post_code(base_url, http, "/account/two-step/setup", totp_code(secret),
+                       current_password="not it")
+    assert wrong.status_code == 401
+    assert _error_of(wrong.text, "current_password") == "Esa contraseña no es correcta."
+    assert _post_code(base_url, http, "/account/two-step/setup", totp_code(secret),
+                      current_password=PASSWORD).status_code == 200
+    text = _words(http.get(base_url + "/account").text)
+    for spanish in ("La verificación en dos pasos está activada: al iniciar sesión se le pide",
+                    "Tiene 10 códigos de recuperación sin usar.",
+                    "Generar códigos de recuperación nuevos",
+                    "Sustituir su aplicación de autenticación",
+                    "Desactivar la verificación en dos pasos"):
+        assert spanish in text, spanish
+    remove = http.get(base_url + "/account/two-step/remove")
+    assert "Entonces, al iniciar sesión solo se le pedirá su contraseña" in _words(remove.text)
+    done = http.post(base_url + "/account/two-step/remove", data={
+        "csrf_token": csrf_of(remove.text), "current_password": PASSWORD})
+    assert "La verificación en dos pasos está desactivada." in _words(done.text)
