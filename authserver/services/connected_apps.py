@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from authserver import audit, store
 from authserver.i18n import gettext
+from authserver.services import notices
 from authserver.smart.consent import (
     ConsentItem,
     consent_items,
@@ -150,7 +151,13 @@ def revoke_app(user_id: int, client_id: str) -> bool:
         return False
     store.interaction.revoke_consent(user_id, client_id)
     audit.record("consent.revoked", user_id=user_id, client_id=client_id, via="account")
+    notices.access_changed(user_id, "revoked", _app_name(client_id))
     return True
+
+
+def _app_name(client_id: str) -> str:
+    row = store.clients.any_client(client_id)
+    return row.client_name if row is not None and row.client_name else client_id
 
 
 # ---- "Change": untick what an app may see ------------------------------------------------
@@ -236,4 +243,5 @@ def change_app(user_id: int, client_id: Any, chosen: list[str]) -> Change:
     for grant in store.grants.live_grants(user_id, client_id):
         _narrow_grant(grant, kept)
     audit.record("consent.changed", user_id=user_id, client_id=client_id, scope=scope)
+    notices.access_changed(user_id, "narrowed", _app_name(client_id))
     return Change.NARROWED

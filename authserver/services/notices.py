@@ -6,7 +6,8 @@ that signs anyone in.
 
 The password's notices come from :mod:`authserver.services.passwords`; two-step sign-in's
 (turned on, authenticator replaced, turned off, new recovery codes, a recovery code used to
-sign in) from here.
+sign in) and the account page's other changes (the other sign-ins ended, an app's access
+narrowed or revoked) from here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from authserver.services import mail
 if TYPE_CHECKING:
     from authserver.models import User
 
-__all__ = ["hello", "send", "two_step_changed", "recovery_code_used"]
+__all__ = ["hello", "send", "two_step_changed", "recovery_code_used", "access_changed"]
 
 
 def hello(user: User) -> str:
@@ -93,3 +94,33 @@ def recovery_code_used(user: User) -> None:
                   "recovery codes: choose a new password at once at %(url)s, make new "
                   "recovery codes on your account page (%(account)s), and tell your "
                   "administrator.", **_urls())], "recovery code notice")
+
+
+#: (subject, first sentence) of a change to who may use the account, made on its page.
+_ACCESS = {
+    "others": (lazy_gettext("Your other sign-ins were ended"),
+               lazy_gettext("Every other sign-in of your %(service)s account \"%(username)s\" "
+                            "(%(issuer)s) was ended on %(when)s, from your account page.")),
+    "narrowed": (lazy_gettext("You changed what an app may see"),
+                 lazy_gettext("What the app %(app)s may see through your %(service)s account "
+                              "\"%(username)s\" (%(issuer)s) was narrowed on %(when)s, on "
+                              "your account page.")),
+    "revoked": (lazy_gettext("An app can no longer use your data"),
+                lazy_gettext("The access of the app %(app)s to your %(service)s account "
+                             "\"%(username)s\" (%(issuer)s) was revoked on %(when)s, on "
+                             "your account page.")),
+}
+
+
+def access_changed(user_id: int, which: str, app: str | None = None) -> None:
+    """The notice of a change on the account page to who may use the account: ``which`` is
+    a key of ``_ACCESS``; ``app`` the app's name (quoted into the sentence as text)."""
+    user = store.accounts.get_user(user_id)
+    if user is None:
+        return
+    subject, changed = _ACCESS[which]
+    sentence = str(changed).replace("%(app)s", (app or "").replace("%", "%%"))
+    send(user, str(subject), sentence, [gettext(
+        "If it was not you, someone else has signed in with your password: choose a new "
+        "password at once at %(url)s, look at your account page (%(account)s), and tell "
+        "your administrator.", **_urls())], "account notice")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from authserver import audit, store
 from authserver.auth.devices import describe_device
 from authserver.i18n import translate
+from authserver.services import notices
 
 __all__ = ["SignedInSession", "end_other_sessions", "signed_in_sessions"]
 
@@ -43,4 +44,6 @@ def end_other_sessions(user_id: int, current_id: str) -> int:
     grants made under them); audited as ``session.ended_others``. Returns how many."""
     ended = store.accounts.end_sessions_of(user_id, keep=current_id)
     audit.record("session.ended_others", user_id=user_id, sessions=ended)
+    if ended:
+        notices.access_changed(user_id, "others")
     return ended
