@@ -1,10 +1,14 @@
-"""The server's own root and its favicon: ``/`` is a person's home (their account page, which
-asks them to sign in first), ``/favicon.ico`` the SVG icon the pages link to."""
+"""The server's own root and its favicon: ``/`` is a landing page (sign in or one's account,
+the developer portal and the administration for those whose role has them, and the discovery
+documents a developer looks for), ``/favicon.ico`` the SVG icon the pages link to."""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, url_for
+from flask import Blueprint, redirect, render_template, url_for
 from werkzeug.wrappers import Response
+
+from authserver.auth import session as auth
+from authserver.smart.roles import Role
 
 bp = Blueprint("site", __name__)
 
@@ -13,8 +17,12 @@ FAVICON_MAX_AGE = 86400
 
 
 @bp.get("/")
-def home() -> Response:
-    return redirect(url_for("account.account"), 302)
+def home() -> str:
+    user = auth.current_user()
+    role = Role.parse(user.role) if user is not None else None
+    return render_template("home.html", user=user,
+                           developer=role in (Role.DEVELOPER, Role.ADMIN),
+                           admin=role == Role.ADMIN)
 
 
 @bp.get("/favicon.ico")

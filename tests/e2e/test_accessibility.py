@@ -97,6 +97,7 @@ def pages(app, base_url) -> list[tuple[str, str, requests.Session | None, str]]:
                                           "username": "newdoc", "password": PASSWORD})
     dev, _ = _session_at(base_url, "dev", nxt="/developer")
     return [  # (name, URL, session, a selector only that page has)
+        ("landing page", base_url + "/", None, "#discovery"),
         ("sign-in", base_url + "/login", None, "#password"),
         ("error: unknown app", base_url + "/authorize?client_id=nobody&response_type=code",
          None, "main [role=alert]"),

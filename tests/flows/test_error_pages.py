@@ -13,7 +13,7 @@ import re
 
 import requests
 
-from tests.helpers import REDIRECT_URI, OAuthFlow, csrf_of, make_client, make_user
+from tests.helpers import PASSWORD, REDIRECT_URI, OAuthFlow, csrf_of, make_client, make_user
 
 WERKZEUG_WORDING = ("The requested URL was not found", "You don't have the permission",
                     "The method is not allowed", "The CSRF token", "Internal Server Error")
@@ -220,12 +220,31 @@ def test_invitation_error_page_offers_sign_in_and_no_app(base_url):
 
 # ---- the root and the favicon ------------------------------------------------------------
 
-def test_root_redirects_to_the_account_page_which_asks_to_sign_in(base_url):
-    resp = requests.get(base_url + "/", allow_redirects=False)
-    assert resp.status_code == 302 and resp.headers["Location"] == "/account"
-    landed = requests.get(base_url + "/")
-    assert landed.status_code == 200 and 'name="password"' in landed.text
-    assert landed.url == base_url + "/login?next=/account"
+def _home_links(page: str) -> dict[str, str]:
+    block = re.search(r'<ul class="way-on" id="home-links">(.*?)</ul>', page, re.S)
+    assert block, "no links on the landing page"
+    return {html.unescape(label): html.unescape(href)
+            for href, label in re.findall(r'<a href="([^"]*)">([^<]*)</a>', block.group(1))}
+
+
+def test_root_is_a_landing_page_with_the_way_in_for_each_role(app, base_url):
+    page = requests.get(base_url + "/", allow_redirects=False)
+    assert page.status_code == 200 and "<h1>authserver</h1>" in page.text
+    assert _home_links(page.text) == {"Sign in": "/login?next=/account"}
+    for path in ("/.well-known/smart-configuration", "/.well-known/openid-configuration",
+                 "/.well-known/jwks.json"):
+        assert f'<a href="{path}">' in page.text
+    make_user(app)
+    make_user(app, "dev", role="developer", fhir_user=None)
+    for username, links in (("alice", {"Your account": "/account"}),
+                            ("dev", {"Your account": "/account",
+                                     "Developer portal": "/developer"})):
+        http = requests.Session()
+        form = http.get(base_url + "/login")
+        http.post(base_url + "/login", data={"csrf_token": csrf_of(form.text),
+                                             "username": username, "password": PASSWORD})
+        home = http.get(base_url + "/").text
+        assert _home_links(home) == links, username
 
 
 def test_favicon_is_answered_and_linked_from_every_page(base_url):

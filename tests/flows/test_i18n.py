@@ -147,7 +147,7 @@ def test_the_account_page_in_spanish_with_its_notice_and_dates(app, base_url):
     account = _sign_in(base_url, http)
     assert account.url.endswith("/account") and '<html lang="es">' in account.text
     text = _words(account.text)
-    for spanish in ("Su cuenta", "Sesión iniciada como Alice Example (Patient/p1).",
+    for spanish in ("Su cuenta", "Sesión iniciada como Alice Example.",
                     "La verificación en dos pasos está desactivada.", "Aplicaciones conectadas",
                     "Ninguna aplicación tiene acceso a sus datos.", "Este dispositivo",
                     "Dónde tiene la sesión iniciada", "Dispositivo desconocido",
